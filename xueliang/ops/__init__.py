@@ -1,0 +1,1 @@
+"""Operations: online/intact rates, video-quality diagnosis, reports (later work)."""

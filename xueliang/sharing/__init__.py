@@ -1,0 +1,1 @@
+"""Sharing with departments: agreements, scoped grants, tokens (later work)."""
