@@ -54,10 +54,14 @@ def error_body(status: int, detail: str, code: str | None = None, **extra: Any) 
     return {"detail": detail, "code": code or _CODES.get(status, "error"), **extra}
 
 
+def _is_a(exc: BaseException, name: str) -> bool:
+    """Match platform exceptions by class name (gb28181.errors.DeviceOffline, GbError ...), so the
+    API does not import the signalling package and keeps working with stand-in services."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
 def _is_device_offline(exc: BaseException) -> bool:
-    """GbService raises gb28181.errors.DeviceOffline(LookupError); matched by name so the API does
-    not import the signalling package (and works before it exists)."""
-    return any(cls.__name__ == "DeviceOffline" for cls in type(exc).__mro__)
+    return _is_a(exc, "DeviceOffline")
 
 
 @contextmanager
@@ -65,7 +69,7 @@ def platform_errors(target: str = "") -> Iterator[None]:
     """Map exceptions of a platform call (gb, media) to ApiError.
 
     LookupError -> 404 (409 when it is DeviceOffline), TimeoutError -> 504 naming the target,
-    other RuntimeError -> 502, ValueError -> 422 (the device or service refused an argument).
+    other RuntimeError and GbError -> 502, ValueError -> 422 (the device or service refused an argument).
     """
     try:
         yield
@@ -80,8 +84,10 @@ def platform_errors(target: str = "") -> Iterator[None]:
         raise ApiError(504, f"{msg}: {exc}" if str(exc) else msg, "device_timeout") from exc
     except ValueError as exc:
         raise ApiError(422, str(exc) or "invalid value", "validation_error") from exc
-    except RuntimeError as exc:
-        raise ApiError(502, str(exc) or f"device error: {target}", "device_error") from exc
+    except Exception as exc:
+        if isinstance(exc, RuntimeError) or _is_a(exc, "GbError"):
+            raise ApiError(502, str(exc) or f"device error: {target}", "device_error") from exc
+        raise
 
 
 def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:

@@ -70,7 +70,7 @@ class DeviceCreateIn(Strict):
     password: str | None = Field(default=None, max_length=128)
     transport: Transport | None = None
     stream_transport: StreamTransport | None = None
-    class_level: str | None = Field(default=None, max_length=32)
+    class_level: int | None = Field(default=None, ge=0, le=9, description="point class (1..4 in GB/T 28181-2022)")
     district: str | None = Field(default=None, max_length=64)
     owner_unit: str | None = Field(default=None, max_length=128)
 
@@ -80,7 +80,7 @@ class DevicePatchIn(Strict):
     password: str | None = Field(default=None, max_length=128)
     transport: Transport | None = None
     stream_transport: StreamTransport | None = None
-    class_level: str | None = Field(default=None, max_length=32)
+    class_level: int | None = Field(default=None, ge=0, le=9, description="point class (1..4 in GB/T 28181-2022)")
     district: str | None = Field(default=None, max_length=64)
     owner_unit: str | None = Field(default=None, max_length=128)
 
@@ -89,7 +89,7 @@ class ChannelPatchIn(Strict):
     name: str | None = Field(default=None, max_length=128)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     latitude: float | None = Field(default=None, ge=-90, le=90)
-    class_level: str | None = Field(default=None, max_length=32)
+    class_level: int | None = Field(default=None, ge=0, le=9, description="point class (1..4 in GB/T 28181-2022)")
     district: str | None = Field(default=None, max_length=64)
     owner_unit: str | None = Field(default=None, max_length=128)
     stream_transport: StreamTransport | None = None
@@ -157,7 +157,7 @@ class PullChannelIn(Strict):
     longitude: float | None = Field(default=None, ge=-180, le=180)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     civil_code: str | None = Field(default=None, max_length=20)
-    class_level: str | None = Field(default=None, max_length=32)
+    class_level: int | None = Field(default=None, ge=0, le=9, description="point class (1..4 in GB/T 28181-2022)")
     district: str | None = Field(default=None, max_length=64)
     owner_unit: str | None = Field(default=None, max_length=128)
     stream_transport: Literal["udp", "tcp"] | None = None

@@ -70,7 +70,7 @@ async def login(body: LoginIn, request: Request) -> LoginOut:
         audit(platform, body.username, "login.failed", body.username, {"reason": reason}, ip)
         raise ApiError(401, "invalid user name or password", "unauthorized")
 
-    fields = {"failed_logins": 0, "locked_until": None}
+    fields = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
     if needs_rehash(stored):
         stored = await asyncio.to_thread(hash_password, body.password)
         fields["password_hash"] = stored

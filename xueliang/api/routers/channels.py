@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, status
@@ -18,10 +19,20 @@ from xueliang.api.schemas import (
     fields_set,
 )
 from xueliang.api.schemas import Page as PageOut
+from xueliang.store.repo import CHANNEL_SORTS
 
 router = APIRouter(prefix="/channels", tags=["channels"])
 
-CHANNEL_SORT = r"^-?(channel_id|device_id|name|status|civil_code|parent_id|business_group_id|class_level|district|created_at|updated_at)$"
+CHANNEL_SORT = rf"^-?({'|'.join(sorted(CHANNEL_SORTS))})$"
+_URL_CREDENTIALS = re.compile(r"(://)[^/@\s]*@")
+
+
+def public_channel(row: dict[str, Any]) -> dict[str, Any]:
+    """Hide credentials embedded in a pull source URL (rtsp://user:pass@host/...)."""
+    url = row.get("pull_url")
+    if isinstance(url, str) and "@" in url:
+        row = {**row, "pull_url": _URL_CREDENTIALS.sub(r"\1***@", url)}
+    return row
 STATUS = r"^(online|offline)$"
 CODE = r"^[0-9A-Za-z_-]{1,32}$"
 
@@ -34,7 +45,7 @@ async def list_channels(
     parent_id: Annotated[str | None, Query(max_length=64)] = None,
     civil_code: Annotated[str | None, Query(pattern=CODE)] = None,
     business_group_id: Annotated[str | None, Query(pattern=CODE)] = None,
-    class_level: Annotated[str | None, Query(max_length=32)] = None,
+    class_level: Annotated[int | None, Query(ge=0, le=9)] = None,
     district: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=100, description="matches id, name, address")] = None,
     has_position: Annotated[bool | None, Query(description="only channels with (or without) coordinates")] = None,
@@ -44,10 +55,10 @@ async def list_channels(
     with platform_errors():
         items, total = await repo.list_channels(
             page=pg.page, size=pg.size, status=status_, device_id=device_id, parent_id=parent_id or None,
-            civil_code=civil_code, business_group_id=business_group_id, class_level=class_level or None,
+            civil_code=civil_code, business_group_id=business_group_id, class_level=class_level,
             district=district or None, q=q or None, has_position=has_position, sort=sort,
         )
-    return {"items": items, "total": total}
+    return {"items": [public_channel(r) for r in items], "total": total}
 
 
 @router.post("/pull", status_code=status.HTTP_201_CREATED, summary="Add a non-GB source (RTSP/RTMP/HTTP-FLV)")
@@ -59,7 +70,7 @@ async def add_pull_channel(body: PullChannelIn, request: Request, user: Operator
         created = await platform.db.repo.add_pull_channel(row)
     audit(platform, user.username, "channel.add_pull", str(created.get("channel_id", "")),
           {"name": body.name}, client_ip(request))
-    return created  # type: ignore[no-any-return]
+    return public_channel(created)
 
 
 async def channel_or_404(platform: Any, channel_id: str) -> dict[str, Any]:
@@ -71,7 +82,7 @@ async def channel_or_404(platform: Any, channel_id: str) -> dict[str, Any]:
 
 @router.get("/{channel_id}", summary="Channel detail")
 async def get_channel(channel_id: ChannelId, request: Request, _: Viewer) -> dict[str, Any]:
-    return await channel_or_404(get_platform(request), channel_id)
+    return public_channel(await channel_or_404(get_platform(request), channel_id))
 
 
 @router.patch("/{channel_id}", summary="Edit a channel (name, position, labels, transport)")
@@ -85,7 +96,7 @@ async def patch_channel(channel_id: ChannelId, body: ChannelPatchIn, request: Re
     if row is None:
         raise ApiError(404, f"channel {channel_id} not found", "not_found")
     audit(platform, user.username, "channel.update", channel_id, fields, client_ip(request))
-    return row  # type: ignore[no-any-return]
+    return public_channel(row)
 
 
 def _gb(platform: Any) -> Any:

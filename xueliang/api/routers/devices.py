@@ -23,19 +23,35 @@ from xueliang.api.deps import (
 from xueliang.api.errors import ApiError, platform_errors
 from xueliang.api.schemas import DeviceConfigIn, DeviceCreateIn, DevicePatchIn, GuardIn, fields_set
 from xueliang.api.schemas import Page as PageOut
+from xueliang.store.repo import DEVICE_SORTS, DEVICES
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
-DEVICE_SORT = r"^-?(device_id|name|status|manufacturer|model|host|registered_at|keepalive_at|last_online_at|channel_count|created_at|updated_at)$"
+DEVICE_SORT = rf"^-?({'|'.join(sorted(DEVICE_SORTS))})$"
 STATUS = r"^(online|offline)$"
 _CONFIG_TYPE = re.compile(r"[A-Za-z]{1,40}")
 
 
-def public_device(row: dict[str, Any]) -> dict[str, Any]:
+def public_device(row: dict[str, Any], has_password: bool | None = None) -> dict[str, Any]:
     """Drop the SIP password, keep whether one is set."""
     out = {k: v for k, v in row.items() if k != "password"}
-    out["has_password"] = bool(row.get("password"))
+    if "password" in row:
+        out["has_password"] = bool(row.get("password"))
+    elif has_password is not None:
+        out["has_password"] = has_password
     return out
+
+
+async def _has_password(platform: Any, device_id: str) -> bool | None:
+    """Whether a per-device SIP password is set (the repository's device rows omit the column)."""
+    from sqlalchemy import select
+
+    try:
+        async with platform.db.engine.connect() as conn:
+            value = (await conn.execute(select(DEVICES.c.password).where(DEVICES.c.device_id == device_id))).scalar()
+    except Exception:
+        return None
+    return bool(value)
 
 
 async def _device_or_404(platform: Any, device_id: str) -> dict[str, Any]:
@@ -70,13 +86,13 @@ async def create_device(body: DeviceCreateIn, request: Request, user: Operator) 
         created = await platform.db.repo.add_device(row)
     audit(platform, user.username, "device.create", body.device_id,
           {k: v for k, v in row.items() if k != "password"}, client_ip(request))
-    return public_device(created or row)
+    return public_device(created or row, bool(body.password))
 
 
 @router.get("/{device_id}", summary="Device detail with live information")
 async def get_device(device_id: DeviceId, request: Request, _: Viewer) -> dict[str, Any]:
     platform = get_platform(request)
-    out = public_device(await _device_or_404(platform, device_id))
+    out = public_device(await _device_or_404(platform, device_id), await _has_password(platform, device_id))
     gb = getattr(platform, "gb", None)
     if gb is not None:
         progress = gb.catalog_progress(device_id)
@@ -100,7 +116,7 @@ async def patch_device(device_id: DeviceId, body: DevicePatchIn, request: Reques
         raise ApiError(404, f"device {device_id} not found", "not_found")
     audit(platform, user.username, "device.update", device_id,
           {k: (v if k != "password" else "***") for k, v in fields.items()}, client_ip(request))
-    return public_device(row)
+    return public_device(row, await _has_password(platform, device_id))
 
 
 @router.delete("/{device_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a device and its channels")
