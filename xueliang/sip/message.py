@@ -473,6 +473,10 @@ def parse_message(data: bytes, *, max_message: int = MAX_MESSAGE, datagram: bool
         names.append(info[1])
         values.append(line[colon + 1 :].strip())
 
+    if deferred is not None:
+        deferred.partial = msg
+        raise deferred
+
     # Body and Content-Length.
     avail = n - bstart
     cl_count = keys.count("content-length")
@@ -508,9 +512,6 @@ def parse_message(data: bytes, *, max_message: int = MAX_MESSAGE, datagram: bool
     except SipParseError as exc:
         exc.partial = msg
         raise
-    if deferred is not None:
-        deferred.partial = msg
-        raise deferred
     if isinstance(msg, Request) and cmethod != msg.method:
         raise SipParseError("CSeq method does not match the request method", 400, msg)
     return msg
