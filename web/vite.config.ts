@@ -1,0 +1,39 @@
+/// <reference types="vitest/config" />
+import { defineConfig } from 'vite'
+import vue from '@vitejs/plugin-vue'
+import { fileURLToPath, URL } from 'node:url'
+
+// The console is served by the platform at "/" with an SPA fallback, so every asset is
+// bundled (no CDN: operator networks have no internet) and routes are lazy chunks.
+export default defineConfig({
+  plugins: [vue()],
+  resolve: { alias: { '@': fileURLToPath(new URL('./src', import.meta.url)) } },
+  build: {
+    outDir: '../xueliang/web_dist',
+    emptyOutDir: true,
+    chunkSizeWarningLimit: 1200,
+    rollupOptions: {
+      output: {
+        manualChunks(id) {
+          if (!id.includes('node_modules')) return undefined
+          if (id.includes('echarts') || id.includes('zrender')) return 'echarts'
+          if (id.includes('leaflet') || id.includes('topojson')) return 'leaflet'
+          if (id.includes('mpegts')) return 'mpegts'
+          if (id.includes('element-plus') || id.includes('@element-plus')) return 'element'
+          if (id.includes('world-atlas')) return 'worldmap'
+          return 'vendor'
+        },
+      },
+    },
+  },
+  server: {
+    proxy: {
+      '/api': { target: process.env.XUELIANG_URL || 'http://127.0.0.1:8080', changeOrigin: true, ws: true },
+      '/live': { target: process.env.XUELIANG_URL || 'http://127.0.0.1:8080', changeOrigin: true, ws: true },
+    },
+  },
+  test: {
+    environment: 'happy-dom',
+    include: ['tests/unit/**/*.test.ts'],
+  },
+})
