@@ -15,11 +15,15 @@ import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import av
 import numpy as np
 
 from xueliang.media.frame import Frame
+
+if TYPE_CHECKING:
+    from av.video.codeccontext import VideoCodecContext
 
 __all__ = ["alaw_encode", "make_test_audio", "make_test_video"]
 
@@ -94,7 +98,7 @@ def _picture(i: int, fps: int, width: int, height: int, grid: tuple[np.ndarray, 
 
 def _encode(codec: str, width: int, height: int, fps: int, count: int, bitrate: int | None) -> list[Frame]:
     enc = _encoder_name(codec)
-    ctx = av.CodecContext.create(enc, "w")
+    ctx = cast("VideoCodecContext", av.CodecContext.create(enc, "w"))
     ctx.width = width
     ctx.height = height
     ctx.pix_fmt = "yuv420p"
