@@ -190,6 +190,7 @@ class Registrar:
         # device_id -> password (None = use the platform password), for devices known to the store
         self.passwords: dict[str, str | None] = {}
         self._negative: dict[str, float] = {}   # device_id -> monotonic until which it is known-unknown
+        self._runtime_read_at = -1e9
 
     # -- entry ---------------------------------------------------------------------------------
     def on_register(self, inc: Incoming) -> None:
@@ -236,19 +237,42 @@ class Registrar:
 
     async def _lookup_and_finish(self, inc: Incoming, device_id: str, domain: str, creds: Any) -> None:
         try:
-            row = await self.svc.repo.get_device(device_id)
+            found, password = await self._password_of(device_id)
         except Exception:
             log.exception("device lookup failed for %s", device_id)
             inc.respond(500, "Store Unavailable")
             return
-        if row is None:
+        if not found:
             self._negative[device_id] = time.monotonic() + 5.0
             if len(self._negative) > 100_000:
                 self._negative.clear()
             self._finish(inc, device_id, domain, creds, None, known=False)
         else:
-            self.passwords[device_id] = row.get("password") or None
-            self._finish(inc, device_id, domain, creds, row.get("password") or None, known=True)
+            self.passwords[device_id] = password
+            self._finish(inc, device_id, domain, creds, password, known=True)
+
+    async def _password_of(self, device_id: str) -> tuple[bool, str | None]:
+        """(exists, password) of a device the registry has not seen yet (added through the API).
+
+        `Repository.get_device` leaves the password out on purpose; until the store offers a
+        per-device secret lookup, existence comes from get_device and the password from one
+        `runtime_devices()` read, refreshed at most every few seconds and cached for every device.
+        """
+        repo = self.svc.repo
+        direct = getattr(repo, "device_password", None)
+        if direct is not None:
+            row = await repo.get_device(device_id)
+            return (row is not None, (await direct(device_id)) if row is not None else None)
+        row = await repo.get_device(device_id)
+        if row is None:
+            return False, None
+        now = time.monotonic()
+        if now - self._runtime_read_at > 5.0 or device_id not in self.passwords:
+            self._runtime_read_at = now
+            for r in await repo.runtime_devices():
+                if r.get("device_id"):
+                    self.passwords[r["device_id"]] = r.get("password") or None
+        return True, self.passwords.get(device_id)
 
     # -- verdicts --------------------------------------------------------------------------------
     def _challenge(self, inc: Incoming, *, stale: bool) -> None:

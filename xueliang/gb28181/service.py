@@ -826,9 +826,17 @@ class GbService:
     async def bye(self, session: InviteSession) -> None:
         await self.invites.bye(session)
 
-    def forget_device(self, device_id: str) -> None:
-        """The API deleted a device (or changed its password): drop what is cached about it."""
+    def forget_device(self, device_id: str, *, deleted: bool = False) -> None:
+        """The API added, changed or deleted a device: drop what is cached about it.
+
+        Call it after repo.add_device / update_device (password) / delete_device, so the next
+        REGISTER reads the store again (unknown IDs are otherwise remembered for a few seconds).
+        `deleted=True` also takes an online device offline and forgets its registration.
+        """
         self.registrar.passwords.pop(device_id, None)
+        self.registrar._negative.pop(device_id, None)
+        if not deleted:
+            return
         dev = self.table.get(device_id)
         if dev is not None and dev.online:
             self.set_offline(dev, "deleted")
