@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -596,7 +596,7 @@ def response(
 
 
 def catalog_response(
-    sn: int, device_id: str, sum_num: int, items: list[Mapping[str, Any]], *, encoding: str = "GB2312"
+    sn: int, device_id: str, sum_num: int, items: Sequence[Mapping[str, Any]], *, encoding: str = "GB2312"
 ) -> bytes:
     return encode(
         "Response",
@@ -670,7 +670,7 @@ def mobile_position_notify(
 def catalog_notify(
     sn: int,
     device_id: str,
-    items: list[Mapping[str, Any]],
+    items: Sequence[Mapping[str, Any]],
     *,
     sum_num: int | None = None,
     event: str = "UPDATE",
