@@ -502,9 +502,9 @@ def parse_message(data: bytes, *, max_message: int = MAX_MESSAGE, datagram: bool
     for k in _SINGLE:
         cnt = keys.count(k)
         if cnt > 1:
-            raise SipParseError(f"several {k} headers", 400, msg)
+            raise SipParseError(f"several {_NAME_CACHE[k][1]} headers", 400, msg)
         if cnt == 0 and k != "max-forwards":
-            raise SipParseError(f"missing {k} header", 400, msg)
+            raise SipParseError(f"missing {_NAME_CACHE[k][1]} header", 400, msg)
     if "via" not in keys:
         raise SipParseError("missing Via header", 400, msg)
     try:
