@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _store_data import NVR, cam
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from _store_data import NVR, cam
 from xueliang.store.db import Database, to_async_url
 from xueliang.store.models import Base
 

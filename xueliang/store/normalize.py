@@ -199,7 +199,7 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def audit_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+def audit_hash(prev_hash: str, row: Mapping[Any, Any]) -> str:
     """sha256 over prev_hash + canonical JSON of the row's content (at, user, action, target, detail, source)."""
     at = row["at"]
     body = {

@@ -60,7 +60,7 @@ RUNTIME_COLUMNS = ("device_id", "status", "host", "port", "transport", "expires"
 USER_PUBLIC = [c for c in USERS.columns if c.name != "password_hash"]
 
 
-def _jsonable(mapping: Mapping[str, Any]) -> dict[str, Any]:
+def _jsonable(mapping: Mapping[Any, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in mapping.items():
         out[k] = v.isoformat() if isinstance(v, datetime) else v

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -61,7 +61,7 @@ class _Group:
     __slots__ = ("committed", "name", "rows", "run")
 
     def __init__(self, name: str, rows: list[Any],
-                 run: Callable[[AsyncConnection, list[Any]], Any],
+                 run: Callable[[AsyncConnection, list[Any]], Awaitable[Any]],
                  committed: Callable[[list[Any]], None] | None = None) -> None:
         self.name = name
         self.rows = rows
@@ -252,7 +252,7 @@ class BatchWriter:
         groups = []
         for keys, group_rows in by_keys.items():
             stmt = self._upsert_stmt(table, keys, index)
-            groups.append(_Group(name, group_rows, lambda conn, rs, s=stmt: conn.execute(s, rs)))
+            groups.append(_Group(name, group_rows, _executor(stmt)))
         return groups
 
     def _build(self, ops: Sequence[tuple[str, Any, int]]) -> list[_Group]:
@@ -337,36 +337,36 @@ class BatchWriter:
                 stub_rows = {d: {"device_id": d, "created_at": now, "updated_at": now} for d in stubs}
                 stmt = self._insert(DEVICES).on_conflict_do_nothing(index_elements=["device_id"])
                 groups.append(_Group("device stubs", list(stub_rows.values()),
-                                     lambda conn, rs, s=stmt: conn.execute(s, rs)))
+                                     _executor(stmt)))
             groups += self._upsert_groups("channels", CHANNELS, channels, ("device_id", "channel_id"))
         if events:
-            groups.append(_Group("status_events", events, lambda c, rs: c.execute(insert(EVENTS), rs)))
+            groups.append(_Group("status_events", events, _executor(insert(EVENTS))))
         if dev_status:
             stmt_d = (update(DEVICES).where(DEVICES.c.device_id == bindparam("b_id"))
                       .values(status=bindparam("b_status"), updated_at=bindparam("b_at"),
                               last_online_at=case((bindparam("b_status") == "online", bindparam("b_at")),
                                                   else_=DEVICES.c.last_online_at)))
-            groups.append(_Group("device status", dev_status, lambda c, rs, s=stmt_d: c.execute(s, rs)))
+            groups.append(_Group("device status", dev_status, _executor(stmt_d)))
         if ch_status:
             stmt_c = (update(CHANNELS).where(CHANNELS.c.device_id == bindparam("b_dev"),
                                              CHANNELS.c.channel_id == bindparam("b_id"))
                       .values(status=bindparam("b_status"), updated_at=bindparam("b_at")))
-            groups.append(_Group("channel status", ch_status, lambda c, rs, s=stmt_c: c.execute(s, rs)))
+            groups.append(_Group("channel status", ch_status, _executor(stmt_c)))
         if ch_status_any:
             stmt_a = (update(CHANNELS).where(CHANNELS.c.channel_id == bindparam("b_id"))
                       .values(status=bindparam("b_status"), updated_at=bindparam("b_at")))
-            groups.append(_Group("channel status", ch_status_any, lambda c, rs, s=stmt_a: c.execute(s, rs)))
+            groups.append(_Group("channel status", ch_status_any, _executor(stmt_a)))
         if alarms:
-            groups += [_Group("alarms", rs, lambda c, rs2: c.execute(insert(ALARMS), rs2))
+            groups += [_Group("alarms", rs, _executor(insert(ALARMS)))
                        for rs in _by_keys(alarms)]
         if positions:
-            groups.append(_Group("positions", positions, lambda c, rs: c.execute(insert(POSITIONS), rs)))
+            groups.append(_Group("positions", positions, _executor(insert(POSITIONS))))
         if moves:
             stmt_m = (update(CHANNELS).where(CHANNELS.c.device_id == bindparam("b_dev"),
                                              CHANNELS.c.channel_id == bindparam("b_id"))
                       .values(latitude=bindparam("b_lat"), longitude=bindparam("b_lng"),
                               updated_at=bindparam("b_at")))
-            groups.append(_Group("channel moves", moves, lambda c, rs, s=stmt_m: c.execute(s, rs)))
+            groups.append(_Group("channel moves", moves, _executor(stmt_m)))
         if audits:
             groups.append(_Group("audit_log", audits, self._run_audit, self._audit_committed))
         return groups
@@ -461,6 +461,15 @@ class BatchWriter:
         self.stats["rows"] += len(g.rows)
         if g.committed is not None:
             g.committed(g.rows)
+
+
+def _executor(stmt: Any) -> Callable[[AsyncConnection, list[Any]], Awaitable[Any]]:
+    """A group runner: one executemany of `stmt` over the group's rows."""
+
+    async def run(conn: AsyncConnection, rows: list[Any]) -> None:
+        await conn.execute(stmt, rows)
+
+    return run
 
 
 def _by_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
