@@ -102,7 +102,7 @@ class SimChannel:
             "CivilCode": self.civil_code,
             "Address": self.address,
             "Parental": 0,
-            "ParentID": self.parent_id,
+            "ParentID": self.parent_id or None,  # None: element left out (an IPC is its own root)
             "SafetyWay": 0,
             "RegisterWay": 1,
             "Secrecy": 0,
