@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.api.conftest import ADMIN_PW, OPERATOR_PW, VIEWER_PW, ApiTestPlatform, login
+from .support import ADMIN_PW, OPERATOR_PW, VIEWER_PW, ApiTestPlatform, login
 
 
 async def _audit_rows(platform: ApiTestPlatform) -> list[dict]:

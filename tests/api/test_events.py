@@ -9,7 +9,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.api.conftest import ApiTestPlatform
+from .support import ApiTestPlatform
 
 H = dict[str, str]
 

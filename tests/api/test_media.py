@@ -17,7 +17,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.api.conftest import CHANNELS, ApiTestPlatform
+from .support import CHANNELS, ApiTestPlatform
 
 H = dict[str, str]
 CH = CHANNELS[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.api.conftest import CHANNELS, DEV_BROKEN, DEV_OFFLINE, DEV_ONLINE, DEV_SLOW, ApiTestPlatform
+from .support import CHANNELS, DEV_BROKEN, DEV_OFFLINE, DEV_ONLINE, DEV_SLOW, ApiTestPlatform
 
 H = dict[str, str]
 
