@@ -98,6 +98,8 @@ def version() -> None:
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic narrates every plugin it loads at INFO; operators want one line per migration at most.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def main() -> None:

@@ -68,6 +68,7 @@ class Platform:
         self.demo = SimNetwork(
             f"{host}:{port}", devices=self.settings.demo_devices, channels=self.settings.demo_channels,
             media=True, password=self.settings.sip_password, keepalive=20.0,
+            server_id=self.settings.sip_id,
         )
         await self.demo.start()
         log.info("demo: %d simulated devices x %d channels with live media",

@@ -22,7 +22,7 @@ async def serve_forever(settings: Settings) -> None:
     await platform.start()
     app = create_app(platform)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning",
-                            lifespan="off", ws="websockets", proxy_headers=True)
+                            lifespan="off", ws="websockets-sansio", proxy_headers=True)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     stop = asyncio.Event()
