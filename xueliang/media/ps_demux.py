@@ -25,7 +25,7 @@ from typing import Any
 
 from xueliang.media.frame import Frame
 
-__all__ = ["STREAM_TYPES", "PsDemuxer", "guess_video_codec", "is_keyframe"]
+__all__ = ["STREAM_TYPES", "PsDemuxer", "au_boundaries", "guess_video_codec", "is_keyframe"]
 
 STREAM_TYPES: dict[int, str] = {
     0x1B: "h264",
@@ -60,6 +60,43 @@ def _nal_start(data: bytes, start: int, limit: int) -> int:
         if data[j + 3] < 0x80:
             return j - 1 if j > start and data[j - 1] == 0 else j
         pos = j + 3
+
+
+def au_boundaries(data: bytes, codec: str) -> list[int]:
+    """Offsets where a new access unit begins inside `data` (0 excluded), from the NAL headers.
+
+    A new unit starts at an AUD / parameter set / SEI that follows a slice, or at a slice whose
+    first_mb_in_slice (H.264) / first_slice_segment_in_pic_flag (H.265) says it starts a picture.
+    """
+    cuts: list[int] = []
+    pos = 0
+    n = len(data)
+    seen_vcl = False
+    h265 = codec == "h265"
+    while True:
+        j = data.find(_START, pos)
+        if j < 0 or j + 5 >= n:
+            break
+        pos = j + 3
+        h = data[j + 3]
+        if h265:
+            t = (h >> 1) & 0x3F
+            vcl = t < 32
+            first = bool(data[j + 5] & 0x80)
+            head = t in (32, 33, 34, 35, 39)
+        else:
+            t = h & 0x1F
+            vcl = 1 <= t <= 5
+            first = bool(data[j + 4] & 0x80)
+            head = t in (6, 7, 8, 9)
+        if vcl:
+            if first and seen_vcl:
+                cuts.append(j - 1 if data[j - 1] == 0 and (not cuts or j - 1 > cuts[-1]) else j)
+            seen_vcl = True
+        elif head and seen_vcl:
+            cuts.append(j - 1 if data[j - 1] == 0 and (not cuts or j - 1 > cuts[-1]) else j)
+            seen_vcl = False
+    return [c for c in cuts if c > 0]
 
 
 def is_keyframe(data: bytes, codec: str) -> bool:
@@ -134,6 +171,7 @@ class PsDemuxer:
         self._use_marker = True
         self._marker_flushed = False
         self._guessed = False
+        self._min_delta: int | None = None          # smallest PTS step between access units seen
         # counters (see `stats`)
         self.packs = 0
         self.psm_count = 0
@@ -229,16 +267,15 @@ class PsDemuxer:
 
     def _on_marker(self, out: list[Frame]) -> None:
         if self._unbounded:
+            # the packet end is the frame end: trailing zero bytes held back belong to it. The PES
+            # stays open: if the marker was right, the next payload starts with a PS start code.
             if self._pending:
                 self._vparts.append(self._pending)
                 self._pending = b""
-            self._unbounded = False
-            self._append = _discard
-            self._kind = 0
         elif self._remaining or self._pending:
             return  # the marker does not fall on a PES boundary: ignore it
         if self._vparts:
-            self._emit_video(out)
+            self._emit_video(out, split=False)
             self._marker_flushed = True
 
     def _scan_unbounded(self, data: bytes, mv: memoryview, i: int) -> int:
@@ -248,6 +285,18 @@ class PsDemuxer:
         and emulation prevention forbids other 00 00 01), so such a start code ends the PES.
         """
         n = len(data)
+        if self._marker_flushed:
+            self._marker_flushed = False
+            j = data.find(_START, i)
+            if j != i and not (j > 0 and j < n - 3 and data[j + 3] >= 0xB9 and not data[i:j].strip(b"\x00")):
+                # the frame continues after a marker bit: the marker lied; drop the orphaned tail
+                self._use_marker = False
+                self.marker_lies += 1
+                self.dropped_frames += 1
+                self._unbounded = False
+                self._append = _discard
+                self._kind = 0
+                return i if j < 0 else j
         pos = i
         while True:
             j = data.find(_START, pos)
@@ -422,7 +471,8 @@ class PsDemuxer:
                     if j > start:
                         self._vparts.append(mv[start:j])
                         used = j - start
-                self._emit_video(out)
+                # DTS, not PTS: it advances by one frame interval per access unit even with B-frames
+                self._emit_video(out, (dts if dts is not None else pts) - self._vdts)
             elif self._marker_flushed and pts == self._last_vpts:
                 self._use_marker = False
                 self.marker_lies += 1
@@ -453,7 +503,14 @@ class PsDemuxer:
         self._append = _discard
         self._kind = 0
 
-    def _emit_video(self, out: list[Frame]) -> None:
+    def _emit_video(self, out: list[Frame], gap: int | None = None, split: bool = True) -> None:
+        """Close the access unit in progress.
+
+        `gap` is the PTS distance to the next access unit. Muxers such as ffmpeg's pack several small
+        frames into one PES and put a PTS only on the first; such a unit is recognised by a gap wider
+        than the stream's frame interval and split at its access-unit boundaries (a full NAL scan,
+        done only then, because scanning every frame would cost more than the rest of the demux).
+        """
         parts = self._vparts
         if not parts:
             return
@@ -462,6 +519,7 @@ class PsDemuxer:
             self._append = self._vparts.append
         data = b"".join(parts)
         pts = self._vpts if self._vpts is not None else self._last_vpts
+        dts = self._vdts
         self._last_vpts = pts
         self._vpts = None
         codec = self.video_codec
@@ -472,11 +530,30 @@ class PsDemuxer:
                 return
             self.video_codec = codec
             self._guessed = True
+        step = self._min_delta
+        cuts: list[int] = []
+        if split and (gap is None or (gap > 0 and (step is None or 2 * gap > 3 * step))):
+            cuts = au_boundaries(data, codec)
+        if gap is not None and gap > 0:
+            per = gap // (len(cuts) + 1)
+            if per > 0 and (step is None or per < step):
+                self._min_delta = per
+        if not cuts:
+            self._push_video(out, codec, pts, dts, data)
+            return
+        step = self._min_delta or 3600
+        start = 0
+        for k, cut in enumerate([*cuts, len(data)]):
+            self._push_video(out, codec, pts + k * step, dts + k * step, data[start:cut])
+            start = cut
+        self._last_vpts = pts + len(cuts) * step
+
+    def _push_video(self, out: list[Frame], codec: str, pts: int, dts: int, data: bytes) -> None:
         key = is_keyframe(data, codec)
         self.video_frames += 1
         if key:
             self.keyframes += 1
-        out.append(Frame(codec, pts, self._vdts, data, key))
+        out.append(Frame(codec, pts, dts, data, key))
 
     def _drop_video(self) -> None:
         self._vparts = []
