@@ -173,7 +173,7 @@ class SipEndpoint:
         self._stats: dict[str, int] = dict.fromkeys(
             ("received", "sent", "parse_errors", "bad_requests_answered", "retransmissions", "timeouts",
              "handler_errors", "send_errors", "transport_errors", "tcp_connections", "late_responses",
-             "ack_resent"), 0)
+             "ack_resent", "internal_errors"), 0)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, host: str, port: int, *, udp: bool = True, tcp: bool = True) -> None:
@@ -440,6 +440,14 @@ class SipEndpoint:
 
     # ------------------------------------------------------------------ receiving
     def _on_message(self, data: bytes, source: Address, transport: str) -> None:
+        """Entry of every received message; nothing raised here may reach the transport."""
+        try:
+            self._process(data, source, transport)
+        except Exception:
+            self._stats["internal_errors"] += 1
+            log.exception("SIP receive path failed on a message from %s", source)
+
+    def _process(self, data: bytes, source: Address, transport: str) -> None:
         stats = self._stats
         stats["received"] += 1
         reliable = transport == "tcp"

@@ -61,7 +61,7 @@ _KNOWN = [
 ]
 # Values of these are never split on commas (they are single values, or contain commas inside).
 _NO_SPLIT = frozenset(k.lower() for k in [
-    "WWW-Authenticate", "Authorization", "Proxy-Authenticate", "Proxy-Authorization",
+    "From", "To", "WWW-Authenticate", "Authorization", "Proxy-Authenticate", "Proxy-Authorization",
     "Authentication-Info", "Date", "Subject", "Call-ID", "CSeq", "Content-Length", "Content-Type",
     "User-Agent", "Server", "Organization", "Max-Forwards", "Expires", "Min-Expires", "Retry-After",
     "Timestamp", "Priority", "Subscription-State", "Event", "Refer-To", "Referred-By", "X-GB-Ver",

@@ -87,10 +87,11 @@ def server_key(req: Request) -> str:
 
 
 def client_key_of_response(resp: Response) -> str | None:
-    top = resp.headers.get("Via")
-    if not top:
-        return None
+    """Client transaction key of a response (top Via branch + CSeq method); None when unreadable."""
     try:
+        top = resp.headers.get("Via")
+        if not top:
+            return None
         branch, _ = _via_fields(top)
         method = resp.cseq[1]
     except SipParseError:
