@@ -61,6 +61,8 @@ def to_int(value: Any) -> int | None:
         return None if value is None else int(value)
     if isinstance(value, int):
         return value
+    if type(value) is str and value.isdigit():
+        return int(value)
     try:
         return int(float(str(value).strip()))
     except ValueError:
@@ -122,37 +124,65 @@ def type_code(channel_id: str) -> int | None:
     return None
 
 
+# what to do with a catalog key: resolved once per distinct key string, then a dict hit per field
+_K_STR, _K_INT, _K_FLOAT, _K_STATUS, _K_RES, _K_EXTRA, _K_SKIP, _K_INFO, _K_EXTRA_DICT = range(9)
+_PLANS: dict[str, tuple[int, str]] = {}
+
+
+def _plan(key: str) -> tuple[int, str]:
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    col = _CHANNEL_ALIASES.get(key) or _CHANNEL_ALIASES.get(key.lower())
+    if col is None:
+        plan = (_K_INFO, key) if key.lower() == "info" else (_K_EXTRA, key)
+    elif col == "extra":
+        plan = (_K_EXTRA_DICT, col)
+    elif col in CHANNEL_PROTECTED:
+        plan = (_K_SKIP, col)
+    elif col in CHANNEL_INT:
+        plan = (_K_INT, col)
+    elif col in CHANNEL_FLOAT:
+        plan = (_K_FLOAT, col)
+    elif col == "status":
+        plan = (_K_STATUS, col)
+    elif col == "resolution":
+        plan = (_K_RES, col)
+    else:
+        plan = (_K_STR, col)
+    if len(_PLANS) < 4096:  # bounded: keys come from devices
+        _PLANS[key] = plan
+    return plan
+
+
 def channel_row(device_id: str, item: Mapping[str, Any], now: datetime) -> dict[str, Any] | None:
     """One catalog item -> a channel row with only the columns it carries (partial upsert); None if no ID."""
     row: dict[str, Any] = {}
     extra: dict[str, Any] = {}
-    aliases = _CHANNEL_ALIASES
     stack: list[Mapping[str, Any]] = [item]
     while stack:
         src = stack.pop()
         for key, value in src.items():
-            col = aliases.get(key) or aliases.get(key.lower())
-            if col is None or col in CHANNEL_PROTECTED:
-                if isinstance(value, Mapping) and key.lower() == "info":
-                    stack.append(value)  # GB <Info> block: PTZType, Resolution ... live inside
-                elif col is None and key != "extra":
-                    extra[key] = value
-                elif key == "extra" and isinstance(value, Mapping):
-                    extra.update(value)
-                continue
-            if col in CHANNEL_INT:
+            kind, col = _PLANS.get(key) or _plan(key)
+            if kind == _K_STR:
+                row[col] = value if value is None or type(value) is str else str(value)
+            elif kind == _K_INT:
                 row[col] = to_int(value)
-            elif col in CHANNEL_FLOAT:
+            elif kind == _K_FLOAT:
                 row[col] = to_float(value)
-            elif col == "status":
+            elif kind == _K_STATUS:
                 row[col] = norm_status(value)
-            elif col == "resolution":
+            elif kind == _K_RES:
                 row["resolution"], row["resolution_width"] = resolution(value)
-            elif col == "extra":
+            elif kind == _K_EXTRA:
+                extra[key] = value
+            elif kind == _K_INFO:
                 if isinstance(value, Mapping):
-                    extra.update(value)
-            else:
-                row[col] = None if value is None else str(value)
+                    stack.append(value)  # GB <Info> block: PTZType, Resolution ... live inside
+                else:
+                    extra[key] = value
+            elif kind == _K_EXTRA_DICT and isinstance(value, Mapping):
+                extra.update(value)
     cid = row.get("channel_id")
     if not cid:
         return None
