@@ -26,7 +26,6 @@ from xueliang.events import EventBus
 from xueliang.gb28181.errors import DeviceOffline, GbError, GbTimeout
 from xueliang.media.frame import Frame
 from xueliang.security.passwords import hash_password
-from xueliang.security.users import ensure_admin
 from xueliang.store.db import Database
 
 ADMIN_PW = "admin-Secret-1"
@@ -209,7 +208,7 @@ async def seed(db: Database) -> None:
                  "type": "1", "description": "motion", "time": now})
     await w.flush()
     repo = db.repo
-    await ensure_admin(repo, ADMIN_PW)
+    await repo.create_user("admin", _hash(ADMIN_PW), "admin")  # ensure_admin itself: test_security.py
     await repo.create_user("oper", _hash(OPERATOR_PW), "operator")
     await repo.create_user("view", _hash(VIEWER_PW), "viewer")
 

@@ -260,6 +260,12 @@ async def test_system_health_metrics(client: httpx.AsyncClient, viewer: H, admin
     assert "xueliang_devices_online 1.0" in text
     assert 'xueliang_sip_messages_total{kind="received"} 7.0' in text
     assert "xueliang_streams_active 0.0" in text
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = [(smp.name, tuple(sorted(smp.labels.items()))) for fam in text_string_to_metric_families(text)
+               for smp in fam.samples]
+    assert len(samples) == len(set(samples)), "duplicate series make Prometheus reject the scrape"
+    assert ("xueliang_channels_total", ()) in samples
 
 
 async def test_openapi_and_console(client: httpx.AsyncClient) -> None:

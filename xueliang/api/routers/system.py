@@ -120,10 +120,14 @@ async def metrics(request: Request) -> Response:
     platform = get_platform(request)
     stats = _platform_stats(platform)
     fams: list[Any] = []
+    seen: set[str] = set()
 
     def gauge(name: str, doc: str, value: Any) -> None:
+        # First source wins: live service counters are added before the database's view of the same
+        # thing, and a duplicate family would make Prometheus reject the whole scrape.
         v = _num(value)
-        if v is not None:
+        if v is not None and name not in seen:
+            seen.add(name)
             fams.append(GaugeMetricFamily(f"xueliang_{name}", doc, value=v))
 
     gauge("devices_online", "Devices currently registered and alive", stats.get("devices_online", 0))
