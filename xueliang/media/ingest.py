@@ -214,7 +214,7 @@ class RtpIngest:
             self._rate_mark = (now, self.bytes, self.video_frames)
         mismatch = self._mismatch_total
         if self._mismatch_since is not None:
-            mismatch += self.packets - self._mismatch_since
+            mismatch += self.packets - self.foreign - self._mismatch_since
         r = self._reorder
         return {
             "transport": self.transport, "port": self.port,
@@ -338,7 +338,7 @@ class RtpIngest:
         self._ssrc = ssrc
         expected = self.expected_ssrc
         if expected is not None and ssrc != expected:
-            self._mismatch_since = self.packets - 1
+            self._mismatch_since = self.packets - self.foreign - 1
             if not self._ssrc_logged:
                 self._ssrc_logged = True
                 log.info("rtp ingest port %s: SSRC %d (%#010x) instead of the expected %d; accepting it as the "
@@ -348,7 +348,7 @@ class RtpIngest:
         self.source_switches += 1
         log.info("rtp ingest port %s: source SSRC %s -> %s (%s)", self.port, self._ssrc, ssrc, why)
         if self._mismatch_since is not None:
-            self._mismatch_total += self.packets - 1 - self._mismatch_since
+            self._mismatch_total += self.packets - self.foreign - 1 - self._mismatch_since
             self._mismatch_since = None
         self._deliver(self.demux.flush())
         self.demux.reset()
