@@ -132,6 +132,12 @@ class RecordingGb:
         await self._call("config_download", device_id, config_type)
         return {"DeviceID": device_id, config_type: {"Name": "cam"}}
 
+    def device_state(self, device_id: str) -> dict[str, Any] | None:
+        return {"device_id": device_id, "online": device_id in self.online} if device_id == DEV_ONLINE else None
+
+    def forget_device(self, device_id: str, *, deleted: bool = False) -> None:
+        self.calls.append(("forget_device", (device_id,), {"deleted": deleted}))
+
     def online_devices(self) -> int:
         return len(self.online)
 

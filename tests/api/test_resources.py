@@ -42,6 +42,7 @@ async def test_device_detail_404_400(client: httpx.AsyncClient, viewer: H) -> No
     d = r.json()
     assert d["has_password"] is True and "password" not in d
     assert d["catalog_progress"]["state"] == "done"
+    assert d["live"] == {"device_id": DEV_ONLINE, "online": True}
     r = await client.get("/api/v1/devices/34020000001320009999", headers=viewer)
     assert r.status_code == 404 and r.json() == {"detail": "device 34020000001320009999 not found", "code": "not_found"}
     for bad in ("abc", "1234", "3402000000132000000112345", "34020000001320000001x"):
@@ -71,6 +72,8 @@ async def test_device_create_patch_delete(client: httpx.AsyncClient, operator: H
                                headers=operator)).status_code == 404
     assert (await client.delete(f"/api/v1/devices/{new}", headers=operator)).status_code == 204
     assert (await client.delete(f"/api/v1/devices/{new}", headers=operator)).status_code == 404
+    forgets = [c for c in platform.gb.calls if c[0] == "forget_device"]
+    assert [(c[1][0], c[2]["deleted"]) for c in forgets] == [(new, False), (new, False), (new, True)]
     await platform.db.writer.flush()
     actions = [a["action"] for a in (await platform.db.repo.list_audit(page=1, size=100))[0]]
     assert {"device.create", "device.update", "device.delete"} <= set(actions)

@@ -84,6 +84,7 @@ async def create_device(body: DeviceCreateIn, request: Request, user: Operator) 
     row.setdefault("status", "offline")
     with platform_errors(body.device_id):
         created = await platform.db.repo.add_device(row)
+    _forget(platform, body.device_id)
     audit(platform, user.username, "device.create", body.device_id,
           {k: v for k, v in row.items() if k != "password"}, client_ip(request))
     return public_device(created or row, bool(body.password))
@@ -98,7 +99,7 @@ async def get_device(device_id: DeviceId, request: Request, _: Viewer) -> dict[s
         progress = gb.catalog_progress(device_id)
         if progress is not None:
             out["catalog_progress"] = progress
-        live = getattr(gb, "device_live", None)
+        live = getattr(gb, "device_state", None)
         if callable(live):
             info = live(device_id)
             if info:
@@ -114,6 +115,7 @@ async def patch_device(device_id: DeviceId, body: DevicePatchIn, request: Reques
         row = await platform.db.repo.update_device(device_id, fields)
     if row is None:
         raise ApiError(404, f"device {device_id} not found", "not_found")
+    _forget(platform, device_id)
     audit(platform, user.username, "device.update", device_id,
           {k: (v if k != "password" else "***") for k, v in fields.items()}, client_ip(request))
     return public_device(row, await _has_password(platform, device_id))
@@ -124,6 +126,7 @@ async def delete_device(device_id: DeviceId, request: Request, user: Operator) -
     platform = get_platform(request)
     if not await platform.db.repo.delete_device(device_id):
         raise ApiError(404, f"device {device_id} not found", "not_found")
+    _forget(platform, device_id, deleted=True)
     audit(platform, user.username, "device.delete", device_id, {}, client_ip(request))
 
 
@@ -138,6 +141,13 @@ async def device_channels(
     return {"items": items, "total": len(items)}
 
 
+def _forget(platform: Any, device_id: str, *, deleted: bool = False) -> None:
+    """Tell the signalling core a device row changed, so the next REGISTER reads the store again."""
+    forget = getattr(getattr(platform, "gb", None), "forget_device", None)
+    if callable(forget):
+        forget(device_id, deleted=deleted)
+
+
 def _gb(platform: Any) -> Any:
     gb = getattr(platform, "gb", None)
     if gb is None:
@@ -149,8 +159,12 @@ def _gb(platform: Any) -> Any:
 async def refresh_catalog(device_id: DeviceId, request: Request, user: Operator) -> dict[str, Any]:
     platform = get_platform(request)
     await _device_or_404(platform, device_id)
+    gb = _gb(platform)
+    progress = gb.catalog_progress(device_id) or {}
+    if progress.get("state") == "running":
+        raise ApiError(409, f"a catalog sync of {device_id} is already running", "conflict")
     with platform_errors(device_id):
-        await _gb(platform).refresh_catalog(device_id)
+        await gb.refresh_catalog(device_id)
     audit(platform, user.username, "device.catalog_refresh", device_id, {}, client_ip(request))
     return {"status": "started"}
 
