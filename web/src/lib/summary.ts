@@ -12,6 +12,8 @@ export interface SummaryView {
   geo: { count: number; rate: number | null }
   hd: { count: number; rate: number | null }
   alarmsToday: number
+  /** channels with no class set (the targets only count classified points) */
+  unclassified: { total: number; online: number }
 }
 
 function pair(v: any): { total: number; online: number } {
@@ -37,7 +39,9 @@ export function summarize(s: Record<string, any> | null | undefined): SummaryVie
   })
   const geoCount = num(typeof src.geo_labelled === 'object' && src.geo_labelled ? src.geo_labelled.count ?? src.geo_labelled.total : src.geo_labelled)
   const hdCount = num(typeof src.hd === 'object' && src.hd ? src.hd.count ?? src.hd.total : src.hd)
+  const classified = classes.reduce((a, c) => ({ total: a.total + c.total, online: a.online + c.online }), { total: 0, online: 0 })
   return {
+    unclassified: { total: Math.max(0, channels.total - classified.total), online: Math.max(0, channels.online - classified.online) },
     devices: { ...devices, rate: pct(devices.online, devices.total) },
     channels: { ...channels, rate: pct(channels.online, channels.total) },
     classes,

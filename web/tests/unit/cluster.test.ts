@@ -41,3 +41,13 @@ describe('cluster markers', () => {
     expect(b).toEqual({ west: -180, south: -90, east: 180, north: 90 })
   })
 })
+
+describe('graticule', () => {
+  it('picks a round step for about eight lines across the view', async () => {
+    const { graticuleStep } = await import('@/lib/basemap')
+    expect(graticuleStep(360)).toBe(30)
+    expect(graticuleStep(80)).toBe(10)
+    expect(graticuleStep(0.05)).toBe(0.01)
+    expect(graticuleStep(0.001)).toBe(0.0005)
+  })
+})
