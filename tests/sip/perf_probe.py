@@ -1,20 +1,32 @@
-"""Not a test: measures the keepalive hot path (parse + make_response + to_bytes).
+"""Not a test: measures the keepalive hot path.
+
+1. parse + make_response + to_bytes of the field keepalive (pure codec);
+2. the UDP endpoint: a raw UDP client sends keepalives (each with a fresh branch) to a
+   SipEndpoint whose handler answers 200, windowed, on uvloop when available — per-message
+   wall time of the whole round trip (client send + server receive/parse/transaction/respond +
+   client receive), both in this one process on one core;
+3. SipEndpoint.request() round trips between two endpoints (client transaction included).
 
 Run: .venv/bin/python tests/sip/perf_probe.py
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 from pathlib import Path
 
-from xueliang.sip.message import make_response, parse_message
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]
 
-_FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "sip"
+from sip_helpers import fixture_bytes, keepalive  # noqa: E402
+
+from xueliang.sip.endpoint import Incoming, SipEndpoint  # noqa: E402
+from xueliang.sip.message import make_response, parse_message  # noqa: E402
 
 
-def main(n: int = 50_000) -> None:
-    data = (_FIXTURES / "05_keepalive_status_ok.txt").read_bytes()
+def codec(n: int = 50_000) -> None:
+    data = fixture_bytes("sip", "05_keepalive_status_ok.txt")
     for _ in range(1000):
         make_response(parse_message(data), 200, to_tag="abc").to_bytes()
     best = float("inf")
@@ -28,6 +40,78 @@ def main(n: int = 50_000) -> None:
         parse_message(data)
     parse_only = (time.perf_counter() - t0) / n
     print(f"keepalive parse+make_response+to_bytes: {best * 1e6:.2f} us (parse alone {parse_only * 1e6:.2f} us)")
+
+
+class _Blaster(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.got = 0
+        self.event = asyncio.Event()
+        self.want = 0
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.got += 1
+        if self.got >= self.want:
+            self.event.set()
+
+
+async def endpoint_udp(n: int = 20_000, window: int = 200) -> None:
+    def handler(inc: Incoming) -> None:
+        inc.respond(200)
+
+    server = SipEndpoint(handler)
+    await server.start("127.0.0.1", 0, tcp=False)
+    template = fixture_bytes("sip", "05_keepalive_status_ok.txt")
+    msgs = [template.replace(b"z9hG4bK824544922", f"z9hG4bK{i:012d}".encode()) for i in range(n)]
+    loop = asyncio.get_running_loop()
+    tr, proto = await loop.create_datagram_endpoint(_Blaster, local_addr=("127.0.0.1", 0))
+    dest = server.local_address
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    sent = 0
+    while sent < n:
+        batch = min(window, n - sent)
+        proto.want = proto.got + batch
+        proto.event.clear()
+        for i in range(sent, sent + batch):
+            tr.sendto(msgs[i], dest)
+        sent += batch
+        await asyncio.wait_for(proto.event.wait(), 10)
+    dt = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    print(f"UDP endpoint keepalive round trip: {dt / n * 1e6:.1f} us/msg wall, {cpu / n * 1e6:.1f} us/msg CPU "
+          f"({n / dt:,.0f} msg/s; server stats: {server.stats['received']} received, "
+          f"{server.stats['transactions']} live transactions)")
+    tr.close()
+    await server.close()
+
+
+async def endpoint_request(n: int = 3000) -> None:
+    server = SipEndpoint(lambda inc: inc.respond(200))
+    client = SipEndpoint(lambda inc: None)
+    await server.start("127.0.0.1", 0)
+    await client.start("127.0.0.1", 0)
+    t0 = time.perf_counter()
+    for _ in range(n // 100):
+        await asyncio.gather(*(client.request(keepalive(), server.local_address) for _ in range(100)))
+    dt = time.perf_counter() - t0
+    print(f"SipEndpoint.request() -> SipEndpoint, UDP, 100 in flight: {dt / n * 1e6:.1f} us per request")
+    await client.close()
+    await server.close()
+
+
+def main() -> None:
+    codec()
+    try:
+        import uvloop
+
+        runner = uvloop.run
+        name = "uvloop"
+    except ImportError:  # pragma: no cover
+        runner = asyncio.run
+        name = "asyncio"
+    print(f"event loop: {name}")
+    runner(endpoint_udp())
+    runner(endpoint_request())
 
 
 if __name__ == "__main__":

@@ -283,3 +283,29 @@ async def test_cancel_pending_invite(server: Server, client: SipEndpoint) -> Non
     unknown.headers.add("Via", f"SIP/2.0/UDP 127.0.0.1:{client.local_address[1]};rport;branch={new_branch()}")
     stray = await client.request(make_cancel(unknown), server.ep.local_address)
     assert stray.status == 481
+
+
+@pytest.mark.parametrize(
+    ("via", "expected"),
+    [
+        ("SIP/2.0/UDP 192.168.230.100:5060;rport=5060;branch=z9hG4bK8;received=192.168.230.100",
+         "SIP/2.0/UDP 192.168.230.100:5060;rport=40001;branch=z9hG4bK8;received=10.1.1.1"),
+        ("SIP/2.0/UDP 192.168.1.5:5060;rport;branch=z9hG4bK9",
+         "SIP/2.0/UDP 192.168.1.5:5060;rport=40001;branch=z9hG4bK9;received=10.1.1.1"),
+        ("SIP/2.0/UDP 192.168.1.5:5060;branch=z9hG4bK9",
+         "SIP/2.0/UDP 192.168.1.5:5060;branch=z9hG4bK9;received=10.1.1.1"),
+        ("SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK9", "SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK9"),
+        ("SIP/2.0/UDP 192.168.1.5", "SIP/2.0/UDP 192.168.1.5;received=10.1.1.1"),
+        ("SIP/2.0/UDP 192.168.1.5;rport;branch=z9hG4bKa, SIP/2.0/UDP proxy;branch=z9hG4bKb",
+         "SIP/2.0/UDP 192.168.1.5;rport=40001;branch=z9hG4bKa;received=10.1.1.1, SIP/2.0/UDP proxy;branch=z9hG4bKb"),
+        ("SIP / 2.0 / UDP [2001:db8::1]:5060;rport;branch=z9hG4bKc",
+         "SIP/2.0/UDP [2001:db8::1]:5060;rport=40001;branch=z9hG4bKc;received=10.1.1.1"),
+    ],
+)
+def test_fix_via_received_and_rport(via: str, expected: str) -> None:
+    from xueliang.sip.endpoint import _fix_via
+
+    r = keepalive()
+    r.headers.insert_first("Via", via)
+    _fix_via(r, ("10.1.1.1", 40001))
+    assert r.headers.get_lines("Via")[0] == expected

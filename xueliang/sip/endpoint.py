@@ -521,21 +521,46 @@ class SipEndpoint:
 
 
 def _fix_via(req: Request, source: Address) -> None:
-    """RFC 3581 / 3261 18.2.1: add received (and fill rport) on the top Via of an incoming request."""
+    """RFC 3581 / 3261 18.2.1: add received (and fill rport) on the top Via of an incoming request.
+
+    String surgery on the common single-value, unquoted Via (the keepalive hot path); a full
+    parse for anything unusual.
+    """
     h = req.headers
     idx = h._keys.index("via")
     line = h._values[idx]
     ip, port = source
+    semi = line.find(";")
+    head = line[:semi] if semi >= 0 else line
+    parts = head.split()
     has_rport = ";rport" in line or ";RPORT" in line
-    if not has_rport:
-        # cheap check: is the sent-by host already the source address?
-        semi = line.find(";")
-        head = line[:semi] if semi >= 0 else line
-        parts = head.split()
-        if len(parts) == 2 and "," not in head:
-            host = parts[1]
-            if host == ip or host.startswith(ip + ":"):
-                return
+    if not has_rport and len(parts) == 2 and "," not in head:
+        host = parts[1]
+        if host == ip or host.startswith(ip + ":"):
+            return
+    if "," in line or '"' in line or len(parts) != 2 or "/" in parts[1] or host_is_v6(parts[1]):
+        _fix_via_slow(h, idx, line, ip, port, has_rport)
+        return
+    out = [head]
+    seen_received = False
+    for p in line[semi + 1 :].split(";") if semi >= 0 else ():
+        name = p.split("=", 1)[0].strip().lower()
+        if name == "rport":
+            p = f"rport={port}"
+        elif name == "received":
+            p = f"received={ip}"
+            seen_received = True
+        out.append(p)
+    if not seen_received:
+        out.append(f"received={ip}")
+    h._values[idx] = ";".join(out)
+
+
+def host_is_v6(sent_by: str) -> bool:
+    return sent_by.startswith("[")
+
+
+def _fix_via_slow(h: Headers, idx: int, line: str, ip: str, port: int, has_rport: bool) -> None:
     rest: list[str] = []
     top = line
     if "," in line:

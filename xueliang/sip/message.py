@@ -308,12 +308,16 @@ class _Message:
     def to_bytes(self) -> bytes:
         """Serialise with canonical names; Content-Length is always written from the body."""
         h = self.headers
-        lines = [self._start_line()]
-        for k, n, v in zip(h._keys, h._names, h._values, strict=True):
-            if k != "content-length":
-                lines.append(f"{n}: {v}")
-        lines.append(f"Content-Length: {len(self.body)}\r\n\r\n")
-        head = "\r\n".join(lines).encode("utf-8", "surrogateescape")
+        parts = [self._start_line(), "\r\n"]
+        if "content-length" in h._keys:
+            for k, n, v in zip(h._keys, h._names, h._values, strict=True):
+                if k != "content-length":
+                    parts += (n, ": ", v, "\r\n")
+        else:
+            for n, v in zip(h._names, h._values, strict=True):
+                parts += (n, ": ", v, "\r\n")
+        parts.append(f"Content-Length: {len(self.body)}\r\n\r\n")
+        head = "".join(parts).encode("utf-8", "surrogateescape")
         return head + self.body if self.body else head
 
     def __bytes__(self) -> bytes:
@@ -381,6 +385,10 @@ def _check_version(v: str) -> None:
 
 
 _SINGLE = ("from", "to", "call-id", "cseq", "max-forwards")
+_REQUIRED = frozenset(("via", "from", "to", "call-id", "cseq"))
+_METHODS = frozenset(("MESSAGE", "REGISTER", "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "NOTIFY",
+                      "SUBSCRIBE", "UPDATE", "PRACK", "REFER", "PUBLISH"))
+_FOLD_RE = re.compile(r"[ \t]*\r\n[ \t]+")
 
 
 def parse_message(data: bytes, *, max_message: int = MAX_MESSAGE, datagram: bool = True) -> Request | Response:
@@ -397,22 +405,33 @@ def parse_message(data: bytes, *, max_message: int = MAX_MESSAGE, datagram: bool
     start = 0
     if data[:1] in (b"\r", b"\n"):
         start = n - len(data.lstrip(b"\r\n"))
-    hend, bstart = _find_blank_line(data, start)
-    if hend < 0:
-        hend = bstart = n
+    hend = data.find(b"\r\n\r\n", start)
+    if hend >= 0:
+        bstart = hend + 4
+        # a bare-LF blank line earlier in the head wins (LF LF, or LF CRLF)
+        if data.find(b"\n\n", start, hend) >= 0 or data.find(b"\n\r\n", start, hend) >= 0:
+            hend, bstart = _find_blank_line(data, start)
+    else:
+        hend, bstart = _find_blank_line(data, start)
+        if hend < 0:
+            hend = bstart = n
     if start >= hend:
         raise SipParseError("empty message", 400)
-    text = data[start:hend].decode("utf-8", "surrogateescape")
-    lines = text.split("\n")
+    head = data[start:hend]
+    text = head.decode("utf-8", "surrogateescape")
+    if head.count(b"\n") != head.count(b"\r\n"):
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")   # bare LF tolerated
+    if "\n " in text or "\n\t" in text:
+        text = _FOLD_RE.sub(" ", text)   # header folding: continuation lines join the previous one
+    lines = text.split("\r\n")
     if len(lines) > MAX_HEADERS + 1:
         raise SipParseError("too many header lines", 413)
     if hend - start > MAX_HEADER_LINE and any(len(ln) > MAX_HEADER_LINE for ln in lines):
         raise SipParseError("header line too long", 413)
     first = lines[0]
-    if first[-1:] == "\r":
-        first = first[:-1]
 
     msg: Request | Response
+    method = ""
     deferred: SipParseError | None = None  # start-line error raised once the headers are known
     if first[:4].upper() == "SIP/":
         parts = first.split(" ", 2)
@@ -432,9 +451,9 @@ def parse_message(data: bytes, *, max_message: int = MAX_MESSAGE, datagram: bool
             parts = [parts[0], " ".join(parts[1:-1]), parts[-1]]
             deferred = SipParseError("malformed request line (extra whitespace)", 400)
         method, uri, version = parts
-        if not _TOKEN_RE.match(method):
+        if method not in _METHODS and not _TOKEN_RE.match(method):
             raise SipParseError(f"bad method {method[:20]!r}", 400)
-        if deferred is None and not _SCHEME_RE.match(uri):
+        if deferred is None and not uri.startswith("sip:") and not _SCHEME_RE.match(uri):
             deferred = SipParseError(f"bad Request-URI {uri[:60]!r}", 400)
         if version != "SIP/2.0":
             try:
@@ -449,29 +468,25 @@ def parse_message(data: bytes, *, max_message: int = MAX_MESSAGE, datagram: bool
     keys = h._keys
     names = h._names
     values = h._values
+    kadd = keys.append
+    nadd = names.append
+    vadd = values.append
     cache = _NAME_CACHE
     for i in range(1, len(lines)):
         line = lines[i]
-        if line[-1:] == "\r":
-            line = line[:-1]
-        if not line:
-            continue
-        c = line[0]
-        if c == " " or c == "\t":
-            if not values:
-                raise SipParseError("continuation line before any header", 400)
-            values[-1] = (values[-1] + " " + line.strip()).strip()
-            continue
         colon = line.find(":")
         if colon <= 0:
+            if not line:
+                continue  # trailing line end of a message without a blank line
+            if line.startswith((" ", "\t")) and not values:
+                raise SipParseError("continuation line before any header", 400)
             raise SipParseError(f"malformed header line {line[:40]!r}", 400)
-        raw = line[:colon]
-        info = cache.get(raw)
+        info = cache.get(line[:colon])
         if info is None:
-            info = _name_info(raw)
-        keys.append(info[0])
-        names.append(info[1])
-        values.append(line[colon + 1 :].strip())
+            info = _name_info(line[:colon])
+        kadd(info[0])
+        nadd(info[1])
+        vadd(line[colon + 1 :].strip())
 
     if deferred is not None:
         deferred.partial = msg
@@ -479,13 +494,13 @@ def parse_message(data: bytes, *, max_message: int = MAX_MESSAGE, datagram: bool
 
     # Body and Content-Length.
     avail = n - bstart
-    cl_count = keys.count("content-length")
-    if cl_count == 0:
+    keyset = set(keys)
+    if "content-length" not in keyset:
         if not datagram and avail:
             raise SipParseError("missing Content-Length on a stream", 400, msg)
         msg.body = data[bstart:] if avail else b""
     else:
-        if cl_count > 1:
+        if keys.count("content-length") > 1:
             raise SipParseError("several Content-Length headers", 400, msg)
         cl_s = values[keys.index("content-length")]
         if not cl_s.isdigit() or len(cl_s) > 10:
@@ -499,21 +514,22 @@ def parse_message(data: bytes, *, max_message: int = MAX_MESSAGE, datagram: bool
         msg.body = data[bstart : bstart + cl] if cl else b""
 
     # Mandatory headers, single-valued headers, CSeq.
-    for k in _SINGLE:
-        cnt = keys.count(k)
-        if cnt > 1:
-            raise SipParseError(f"several {_NAME_CACHE[k][1]} headers", 400, msg)
-        if cnt == 0 and k != "max-forwards":
-            raise SipParseError(f"missing {_NAME_CACHE[k][1]} header", 400, msg)
-    if "via" not in keys:
-        raise SipParseError("missing Via header", 400, msg)
-    try:
-        _num, cmethod = _parse_cseq(values[keys.index("cseq")])
-    except SipParseError as exc:
-        exc.partial = msg
-        raise
-    if isinstance(msg, Request) and cmethod != msg.method:
-        raise SipParseError("CSeq method does not match the request method", 400, msg)
+    if not keyset >= _REQUIRED:
+        missing = next(k for k in ("via", "from", "to", "call-id", "cseq") if k not in keyset)
+        raise SipParseError(f"missing {_NAME_CACHE[missing][1]} header", 400, msg)
+    if len(keyset) != len(keys):
+        for k in _SINGLE:
+            if keys.count(k) > 1:
+                raise SipParseError(f"several {_NAME_CACHE[k][1]} headers", 400, msg)
+    cseq = values[keys.index("cseq")].split()
+    if not (len(cseq) == 2 and cseq[1] == method and cseq[0].isdigit() and len(cseq[0]) < 10):
+        try:
+            _num, cmethod = _parse_cseq(values[keys.index("cseq")])
+        except SipParseError as exc:
+            exc.partial = msg
+            raise
+        if method and cmethod != method:
+            raise SipParseError("CSeq method does not match the request method", 400, msg)
     return msg
 
 
