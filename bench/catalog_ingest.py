@@ -28,10 +28,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import text
 
-from xueliang.store.db import Database  # noqa: E402
-from xueliang.store.normalize import channel_row  # noqa: E402
+from xueliang.store.db import Database
+from xueliang.store.normalize import channel_row
 
 CIVIL = ["34010101", "34010202", "34020301", "34030401", "11010501", "44030601", "51010701", "32050801"]
 RES = ["1920*1080", "1280x720", "704x576", "6", "5", "352x288"]
@@ -132,8 +132,9 @@ def sqlite_baseline(schema_from: Path, cols: list[str], rows: list[tuple[Any, ..
 
 
 async def pg_baseline(url: str, cols: list[str], rows: list[tuple[Any, ...]]) -> float:
-    import asyncpg
     from datetime import datetime
+
+    import asyncpg
 
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:

@@ -166,9 +166,11 @@ class Channel(Base):
     __table_args__ = (
         UniqueConstraint("device_id", "channel_id", name="uq_channels_device_channel"),
         Index("ix_channels_channel_id", "channel_id"),
-        Index("ix_channels_status", "status"),
+        # status filter + default sort by channel_id from one index; counts per status are index-only
+        Index("ix_channels_status", "status", "channel_id"),
         Index("ix_channels_device_parent", "device_id", "parent_id"),
-        Index("ix_channels_civil_code", "civil_code"),
+        # civil-code prefix ranges; covering for the civil tree's GROUP BY civil_code, status
+        Index("ix_channels_civil_code", "civil_code", "status", "type_code"),
         Index("ix_channels_business_group_id", "business_group_id"),
         Index("ix_channels_parent_id", "parent_id"),
         Index("ix_channels_class_level", "class_level"),

@@ -110,10 +110,16 @@ def _is_video() -> ColumnElement[bool]:
 class Repository:
     """Reads and small writes; see the module docstring."""
 
-    def __init__(self, engine: AsyncEngine, *, summary_ttl: float = 0.0) -> None:
+    def __init__(self, engine: AsyncEngine, *, summary_ttl: float = 0.0, map_cache_ttl: float = 0.0,
+                 map_cache_max_zoom: int = 7) -> None:
+        """`summary_ttl` / `map_cache_ttl` > 0 serve summary() and low-zoom map clusters from a cache that old
+        (seconds): both are whole-table aggregates, a few hundred ms at 500,000 channels."""
         self.engine = engine
         self.dialect = engine.dialect.name
         self.summary_ttl = summary_ttl
+        self.map_cache_ttl = map_cache_ttl
+        self.map_cache_max_zoom = map_cache_max_zoom
+        self._map_cache: dict[int, tuple[float, list[dict[str, Any]]]] = {}
         self._summary_cache: tuple[float, dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -317,25 +323,33 @@ class Repository:
         raise ValueError("by must be 'civil_code' or 'business_group'")
 
     async def _civil_tree(self, parent: str | None) -> list[dict[str, Any]]:
+        """GROUP BY the full civil code (index-only scan), then fold into prefixes here: distinct codes are
+        few (thousands) while channels are many, and substr() per row would defeat the index."""
         c = CHANNELS.c
         n = 2 if not parent else len(parent) + 2
         if n > 8:
             return []
-        code = func.substr(c.civil_code, 1, n)
-        conds: list[Any] = [c.civil_code.is_not(None), func.length(c.civil_code) >= n, _is_video()]
+        conds: list[Any] = [c.civil_code.is_not(None), c.type_code.is_not(None), c.type_code.not_in(ORG_TYPES)]
         if parent:
             conds.append(_prefix(c.civil_code, parent))
-        q = (select(code.label("code"), func.count().label("count"), _online(CHANNELS).label("online"))
-             .where(*conds).group_by(code).order_by(code))
-        nodes = await self._all(q)
-        names: dict[str, str] = {}
-        if nodes:
-            nq = select(c.channel_id, c.name).where(c.channel_id.in_([nd["code"] for nd in nodes]))
-            names = {r["channel_id"]: r["name"] for r in await self._all(nq)}
+        q = (select(c.civil_code, c.status, func.count().label("count"))
+             .where(*conds).group_by(c.civil_code, c.status))
+        buckets: dict[str, list[int]] = {}
+        async with self.engine.connect() as conn:
+            for code, status, count in await conn.execute(q):
+                if len(code) < n:
+                    continue
+                b = buckets.setdefault(code[:n], [0, 0])
+                b[0] += count
+                if status == "online":
+                    b[1] += count
+            names: dict[str, str] = {}
+            if buckets:
+                nq = select(c.channel_id, c.name).where(c.channel_id.in_(list(buckets)))
+                names = {cid: name for cid, name in await conn.execute(nq)}
         level = {2: "province", 4: "city", 6: "district", 8: "grassroots"}[n]
-        return [{"code": nd["code"], "name": names.get(nd["code"]) or nd["code"], "level": level,
-                 "count": int(nd["count"]), "online": int(nd["online"] or 0), "has_children": n < 8}
-                for nd in nodes]
+        return [{"code": code, "name": names.get(code) or code, "level": level, "count": b[0], "online": b[1],
+                 "has_children": n < 8} for code, b in sorted(buckets.items())]
 
     async def _business_tree(self, parent: str | None) -> list[dict[str, Any]]:
         c = CHANNELS.c
@@ -410,9 +424,25 @@ class Repository:
         """Grid clusters of geo-labelled channels in a bounding box.
 
         The cell is 1/8 of a 256-px web-map tile at `zoom` (about 32 px), so clusters look the same at every
-        zoom.  A cell with one channel carries its channel_id, name and status.
+        zoom.  A cell with one channel carries its channel_id, name and status.  At low zoom (<=
+        `map_cache_max_zoom`) the whole map is one aggregate over every geo-labelled channel; it is computed
+        for the whole world once per `map_cache_ttl` seconds and cut to the box here, so a country-wide view
+        costs one scan per TTL, not one per request.
         """
         zoom = max(0, min(22, int(zoom)))
+        limit = max(1, int(limit))
+        if self.map_cache_ttl > 0 and zoom <= self.map_cache_max_zoom:
+            hit = self._map_cache.get(zoom)
+            if hit is None or time.monotonic() - hit[0] >= self.map_cache_ttl:
+                hit = (time.monotonic(), await self._clusters(-180.0, -90.0, 180.0, 90.0, zoom, None))
+                self._map_cache[zoom] = hit
+            inside = [cl for cl in hit[1] if south <= cl["lat"] <= north
+                      and ((west <= cl["lng"] <= east) if west <= east else (cl["lng"] >= west or cl["lng"] <= east))]
+            return inside[:limit]  # already ordered by count, descending
+        return await self._clusters(west, south, east, north, zoom, limit)
+
+    async def _clusters(self, west: float, south: float, east: float, north: float, zoom: int,
+                        limit: int | None) -> list[dict[str, Any]]:
         cell = 360.0 / (2 ** zoom) / 8
         c = CHANNELS.c
         # shift to positive before flooring: SQLite's CAST truncates, PostgreSQL's rounds, so floor there
@@ -431,7 +461,9 @@ class Repository:
         q = (select(gx.label("gx"), gy.label("gy"), n, _online(CHANNELS).label("online"),
                     func.avg(c.latitude).label("lat"), func.avg(c.longitude).label("lng"),
                     func.min(c.channel_id).label("channel_id"))
-             .where(*conds).group_by(gx, gy).order_by(n.desc()).limit(max(1, int(limit))))
+             .where(*conds).group_by(gx, gy).order_by(n.desc()))
+        if limit is not None:
+            q = q.limit(limit)
         async with self.engine.connect() as conn:
             cells = (await conn.execute(q)).mappings().all()
             singles = [r["channel_id"] for r in cells if r["n"] == 1]

@@ -185,19 +185,35 @@ class BatchWriter:
                     await asyncio.wait_for(self._full.wait(), self.interval)
             self._wake.clear()
             self._full.clear()
+            # pipelined: batch k+1 is built (CPU, on the loop) while batch k executes (driver thread/socket)
+            running: asyncio.Task[None] | None = None
+            running_seq = 0
             while self._ops:
                 ops = self._take()
                 try:
-                    await self._flush_ops(ops)
+                    groups = self._build(ops)
                 except Exception:  # pragma: no cover - last resort, the loop must survive
-                    log.exception("writer: batch lost")
-                self._done_seq = ops[-1][2]
-                self._release_waiters()
+                    log.exception("writer: batch lost while building")
+                    groups = []
+                if running is not None:
+                    await self._finish(running, running_seq)
+                running = asyncio.get_running_loop().create_task(self._execute(groups))
+                running_seq = ops[-1][2]
                 await asyncio.sleep(0)  # let producers and readers in between big batches
+            if running is not None:
+                await self._finish(running, running_seq)
             self._done_seq = self._seq
             self._release_waiters()
             if self._closing and not self._ops:
                 return
+
+    async def _finish(self, task: asyncio.Task[None], seq: int) -> None:
+        try:
+            await task
+        except Exception:  # pragma: no cover - last resort, the loop must survive
+            log.exception("writer: batch lost")
+        self._done_seq = seq
+        self._release_waiters()
 
     def _take(self) -> list[tuple[str, Any, int]]:
         taken = 0
@@ -451,8 +467,7 @@ class BatchWriter:
         self._audit_head = self._chain(rows)[-1]["hash"]
 
     # ------------------------------------------------------------------ executing
-    async def _flush_ops(self, ops: list[tuple[str, Any, int]]) -> None:
-        groups = self._build(ops)
+    async def _execute(self, groups: list[_Group]) -> None:
         if not groups:
             return
         self.stats["batches"] += 1

@@ -194,14 +194,14 @@ def upgrade() -> None:
     )
     op.create_index('ix_channels_business_group_id', 'channels', ['business_group_id'], unique=False)
     op.create_index('ix_channels_channel_id', 'channels', ['channel_id'], unique=False)
-    op.create_index('ix_channels_civil_code', 'channels', ['civil_code'], unique=False)
+    op.create_index('ix_channels_civil_code', 'channels', ['civil_code', 'status', 'type_code'], unique=False)
     op.create_index('ix_channels_class_level', 'channels', ['class_level'], unique=False)
     op.create_index('ix_channels_device_parent', 'channels', ['device_id', 'parent_id'], unique=False)
     op.create_index('ix_channels_district', 'channels', ['district'], unique=False)
     op.create_index('ix_channels_geo', 'channels', ['latitude', 'longitude', 'status', 'channel_id'], unique=False)
     op.create_index('ix_channels_name', 'channels', ['name'], unique=False)
     op.create_index('ix_channels_parent_id', 'channels', ['parent_id'], unique=False)
-    op.create_index('ix_channels_status', 'channels', ['status'], unique=False)
+    op.create_index('ix_channels_status', 'channels', ['status', 'channel_id'], unique=False)
     op.create_index('ix_channels_type_code', 'channels', ['type_code'], unique=False)
 
 
