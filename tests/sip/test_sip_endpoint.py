@@ -309,3 +309,37 @@ def test_fix_via_received_and_rport(via: str, expected: str) -> None:
     r.headers.insert_first("Via", via)
     _fix_via(r, ("10.1.1.1", 40001))
     assert r.headers.get_lines("Via")[0] == expected
+
+
+async def test_tcp_connection_lost_fails_request_fast(client: SipEndpoint) -> None:
+    from xueliang.sip.endpoint import SipTransportError
+
+    async def rude(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    srv = await asyncio.start_server(rude, "127.0.0.1", 0)
+    addr = srv.sockets[0].getsockname()[:2]
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(SipTransportError):
+            await client.request(keepalive(), (addr[0], addr[1]), transport="tcp")
+        assert time.monotonic() - t0 < 3.0
+        assert not client.has_connection((addr[0], addr[1]))
+    finally:
+        srv.close()
+
+
+async def test_prebuilt_response_bytes(client: SipEndpoint) -> None:
+    from xueliang.sip.message import make_response
+
+    def handler(inc: Incoming) -> None:
+        inc.send_response_bytes(make_response(inc.request, 200, to_tag="pre").to_bytes(), 200)
+
+    ep = SipEndpoint(handler)
+    await ep.start("127.0.0.1", 0)
+    try:
+        resp = await client.request(keepalive(), ep.local_address)
+        assert resp.status == 200 and resp.to_tag == "pre"
+    finally:
+        await ep.close()

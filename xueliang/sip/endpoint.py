@@ -35,7 +35,7 @@ from xueliang.sip.message import (
 )
 from xueliang.sip.transaction import T1, T2, T4, ServerTransaction, TransactionLayer
 
-__all__ = ["Address", "Incoming", "SipEndpoint", "SipError", "SipTimeout"]
+__all__ = ["Address", "Incoming", "SipEndpoint", "SipError", "SipTimeout", "SipTransportError"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,13 @@ Address = tuple[str, int]
 Target = tuple[str, Address]
 
 _WILDCARDS = ("", "0.0.0.0", "::")
+
+
+class SipTransportError(SipError, ConnectionError):
+    """The TCP connection a request was waiting on closed before the final response."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 503)
 
 
 @dataclass(slots=True, eq=False)
@@ -73,6 +80,17 @@ class Incoming:
         if ua and "User-Agent" not in resp.headers:
             resp.headers.add("User-Agent", ua)
         self.send_response(resp)
+
+    def send_response_bytes(self, data: bytes, status: int) -> None:
+        """Send a pre-serialised response (e.g. a pre-built 200 OK skeleton on the keepalive path)."""
+        ep = self.endpoint
+        if self.txn is not None:
+            if not self.txn.respond(data, ep._now(), status):
+                ep._stats["late_responses"] += 1
+                return
+            ep._rearm()
+        else:
+            ep._send(data, (self.transport, self.source))
 
     def send_response(self, resp: Response) -> None:
         """Send a ready-made response for this request (through its transaction when it has one)."""
@@ -169,7 +187,7 @@ class SipEndpoint:
         self._local: Address = ("0.0.0.0", 0)
         self._ip_for: dict[str, str] = {}
         self._acks: OrderedDict[tuple[str, int], tuple[bytes, Target]] = OrderedDict()
-        self._pending: set[asyncio.Future[Response]] = set()
+        self._pending: dict[asyncio.Future[Response], Target] = {}
         self._stats: dict[str, int] = dict.fromkeys(
             ("received", "sent", "parse_errors", "bad_requests_answered", "retransmissions", "timeouts",
              "handler_errors", "send_errors", "transport_errors", "tcp_connections", "late_responses",
@@ -357,10 +375,19 @@ class SipEndpoint:
         self._conns[key] = conn
 
     def _unregister_conn(self, conn: _TcpConnection) -> None:
+        lost = False
         for k in conn.keys:
             if self._conns.get(k) is conn:
                 del self._conns[k]
+                lost = True
+        keys = set(conn.keys)
         conn.keys.clear()
+        if not lost:
+            return
+        # requests waiting for an answer on this connection will never get one: fail them now
+        for fut, (transport, dest) in list(self._pending.items()):
+            if transport == "tcp" and dest in keys and not fut.done():
+                fut.set_exception(SipTransportError(f"TCP connection to {dest} lost"))
 
     def has_connection(self, dest: Address) -> bool:
         """Whether a TCP connection to/from ``dest`` is open (devices behind NAT keep theirs)."""
@@ -403,12 +430,12 @@ class SipEndpoint:
                                        on_response=on_response, on_timeout=on_timeout)
         self._rearm()
         handle = loop.call_later(timeout, on_timeout)
-        self._pending.add(fut)
+        self._pending[fut] = (transport, dest)
         try:
             return await fut
         finally:
             handle.cancel()
-            self._pending.discard(fut)
+            self._pending.pop(fut, None)
             if txn.final is None and not txn.terminated:
                 txn.terminate()
 
