@@ -79,10 +79,10 @@ class RecordingGb:
             raise DeviceOffline(f"device {dev} is offline")
         return dev
 
-    async def _call(self, name: str, id_: str, *args: Any, **kw: Any) -> dict[str, Any]:
+    async def _call(self, command: str, id_: str, /, *args: Any, **kw: Any) -> dict[str, Any]:
         self._device(id_)
-        self.calls.append((name, (id_, *args), kw))
-        return {"result": "OK", "command": name}
+        self.calls.append((command, (id_, *args), kw))
+        return {"result": "OK", "command": command}
 
     async def refresh_catalog(self, device_id: str) -> None:
         await self._call("refresh_catalog", device_id)

@@ -203,7 +203,7 @@ async def device_status(device_id: DeviceId, request: Request, user: Viewer) -> 
 
 @router.post("/{device_id}/config", summary="DeviceConfig (basic parameters)")
 async def device_config(device_id: DeviceId, body: DeviceConfigIn, request: Request, user: Operator) -> dict[str, Any]:
-    fields = fields_set(body)
+    fields = {k: v for k, v in fields_set(body).items() if v is not None}
     if not fields:
         raise ApiError(422, "nothing to configure", "validation_error")
     return await _command(request, user, device_id, "device.config", "device_config", **fields)
