@@ -21,9 +21,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from e2e.conftest import login, make_settings, running_platform, wait_for  # noqa: E402
+from e2e.conftest import login, make_settings, running_platform, wait_for
 
-from xueliang.sim.runner import SimNetwork  # noqa: E402
+from xueliang.sim.runner import SimNetwork
 
 
 async def first_video_tag(client: httpx.AsyncClient, url: str) -> float:
@@ -51,7 +51,7 @@ async def first_video_tag(client: httpx.AsyncClient, url: str) -> float:
 
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -8,6 +8,7 @@ when it falls behind, instead of back-pressuring the signalling hot path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -48,10 +49,8 @@ class Subscription:
 
     def close(self) -> None:
         self._bus._subs.discard(self)
-        try:
+        with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(None)
-        except asyncio.QueueFull:
-            pass
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -24,7 +25,6 @@ async def serve_forever(settings: Settings) -> None:
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning",
                             lifespan="off", ws="websockets-sansio", proxy_headers=True)
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -39,10 +39,8 @@ async def serve_forever(settings: Settings) -> None:
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
-    try:
+    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
         await asyncio.wait_for(task, 10)
-    except (TimeoutError, asyncio.CancelledError):
-        pass
     stopper.cancel()
     await platform.stop()
     log.info("stopped")

@@ -71,7 +71,6 @@ async def running_platform(settings: Settings, *, http: bool = False) -> AsyncIt
             cfg = uvicorn.Config(create_app(platform), host=settings.http_host, port=settings.http_port,
                                  log_level="warning", lifespan="off", ws="websockets-sansio")
             server = uvicorn.Server(cfg)
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             task = asyncio.create_task(server.serve())
             for _ in range(100):
                 if server.started:

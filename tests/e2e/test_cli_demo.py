@@ -62,7 +62,7 @@ def demo_server(tmp_path: Path):
 
 
 async def test_demo_serves_live_video_to_a_new_user(demo_server) -> None:
-    base, proc, log = demo_server
+    base, _proc, log = demo_server
     async with httpx.AsyncClient(base_url=base, timeout=20) as client:
         r = await client.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
         log.seek(0)

@@ -41,7 +41,7 @@ async def test_hundred_devices_register_sync_drop_and_recover(db_url: str,
                 return dev == N_DEVICES and ch >= N_DEVICES * N_CHANNELS
 
             await wait_for(synced, 90, "100 devices online with 1,000 channels in the store")
-            _, channels, online_ch = await _counts(platform)
+            _, channels, _ = await _counts(platform)
             assert channels == N_DEVICES * N_CHANNELS  # channels only: NVR catalogs list cameras
 
             # PTZ reaches the device, with the right bytes.
