@@ -23,6 +23,8 @@ from xueliang.store.models import Base
         ("postgres://u:p@h:5433/db", "postgresql+asyncpg://u:p@h:5433/db"),
         ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
         ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("postgresql+psycopg2://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
     ],
 )
 def test_to_async_url(url: str, expected: str) -> None:

@@ -207,3 +207,23 @@ async def test_users(db: Database) -> None:
     assert await repo.get_user("carol") is None
     assert await repo.delete_user("bob")
     await repo.ping()
+
+
+async def test_low_zoom_map_cache(db: Database) -> None:
+    await _load(db)
+    repo = db.repo
+    repo.map_cache_ttl = 60.0
+    first = await repo.map_clusters(73, 18, 135, 54, zoom=4)
+    assert sum(c["count"] for c in first) == 30
+    db.writer.upsert_channels(NVR, [cam(100, Longitude="121.47", Latitude="31.23")])
+    await db.writer.flush()
+    cached = await repo.map_clusters(73, 18, 135, 54, zoom=4)
+    assert cached == first  # served from the cache for up to map_cache_ttl seconds
+    fresh = await repo.map_clusters(73, 18, 135, 54, zoom=9)  # higher zoom: always live
+    assert sum(c["count"] for c in fresh) == 31
+    repo.map_cache_ttl = 0.0
+    live = await repo.map_clusters(73, 18, 135, 54, zoom=4)
+    assert sum(c["count"] for c in live) == 31
+    # a box that excludes the cluster centroids gets nothing from the cached world view either
+    repo.map_cache_ttl = 60.0
+    assert await repo.map_clusters(0.5, 0.5, 10, 10, zoom=3) == []

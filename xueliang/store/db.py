@@ -32,14 +32,12 @@ def to_async_url(url: str) -> str:
     if not sep:
         raise ValueError(f"not a database URL: {url!r}")
     low = scheme.lower()
-    if low in ("sqlite", "sqlite3"):
+    if low in ("sqlite", "sqlite3", "sqlite+pysqlite"):
         return f"sqlite+aiosqlite://{rest}"
-    if low in ("postgresql", "postgres", "pgsql"):
+    if low in ("postgresql", "postgres", "pgsql", "postgresql+psycopg2", "postgresql+pg8000"):
+        # no driver, or a sync-only one: the platform is async, take asyncpg
         return f"postgresql+asyncpg://{rest}"
-    if low == "postgresql+psycopg2" or low == "postgresql+psycopg":
-        # a sync driver named explicitly: the platform cannot use it, take asyncpg
-        return f"postgresql+asyncpg://{rest}"
-    return url
+    return url  # explicit async-capable drivers (aiosqlite, asyncpg, psycopg 3 ...) are kept
 
 
 def alembic_config() -> Config:
@@ -73,7 +71,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class Database:
     """Owns the engine, runs migrations to head at open(), and hands out the writer and repository."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, summary_ttl: float = 0.0,
+                 map_cache_ttl: float = 5.0) -> None:
+        """`map_cache_ttl`: low-zoom (<= 7) map clusters are whole-table aggregates; serve them from a cache
+        at most this old (0 disables).  `summary_ttl` likewise for the dashboard summary (off by default)."""
         self.url = url
         self.async_url = to_async_url(url)
         parsed = make_url(self.async_url)
@@ -89,7 +90,7 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.writer = BatchWriter(self.engine)
-        self.repo = Repository(self.engine)
+        self.repo = Repository(self.engine, summary_ttl=summary_ttl, map_cache_ttl=map_cache_ttl)
         self._opened = False
 
     async def open(self) -> None:
