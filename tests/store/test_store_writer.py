@@ -147,7 +147,7 @@ async def test_one_bad_row_loses_only_itself(db: Database) -> None:
 async def test_audit_chain_and_tamper_detection(db: Database) -> None:
     w = db.writer
     for i in range(5):
-        w.audit("admin", "channel.play", f"3402000000131000000{i}", {"n": i, "ip": "10.0.0.1", "f": 0.1},
+        w.audit("admin", "channel.play", f"3402000000131000000{i}", {"n": i, "ip": "10.0.0.1", "f": 0.1, "big": 1e20, "one": 1.0, "tiny": 1e-7, "l": [2.5, "x"]},
                 source="127.0.0.1")
     await w.flush()
     assert await db.repo.verify_audit_chain() == (True, None)

@@ -229,6 +229,18 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def _stable(obj: Any) -> Any:
+    """Integral floats as ints: PostgreSQL's JSONB gives 1e20 back as 100000000000000000000, and the hash
+    must not depend on which database stored the row."""
+    if isinstance(obj, float) and obj.is_integer():
+        return int(obj)
+    if isinstance(obj, dict):
+        return {k: _stable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_stable(v) for v in obj]
+    return obj
+
+
 def audit_hash(prev_hash: str, row: Mapping[Any, Any]) -> str:
     """sha256 over prev_hash + canonical JSON of the row's content (at, user, action, target, detail, source)."""
     at = row["at"]
@@ -237,7 +249,7 @@ def audit_hash(prev_hash: str, row: Mapping[Any, Any]) -> str:
         "user": row["user"],
         "action": row["action"],
         "target": row["target"],
-        "detail": row.get("detail"),
+        "detail": _stable(row.get("detail")),
         "source": row["source"],
     }
     return hashlib.sha256((prev_hash + canonical_json(body)).encode()).hexdigest()
