@@ -27,13 +27,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xueliang.media.frame import Frame  # noqa: E402
-from xueliang.media.ingest import RtpIngest  # noqa: E402
-from xueliang.media.ps_mux import PsMuxer, packetize  # noqa: E402
-from xueliang.media.testvideo import make_test_video  # noqa: E402
+from xueliang.media.frame import Frame
+from xueliang.media.ingest import RtpIngest
+from xueliang.media.ps_mux import PsMuxer, packetize
+from xueliang.media.testvideo import make_test_video
 
 
 def _stream(frames: list[Frame]) -> tuple[bytes, list[list[bytes]]]:
@@ -50,7 +51,7 @@ def _stream(frames: list[Frame]) -> tuple[bytes, list[list[bytes]]]:
     return b"".join(ps_all), per_frame
 
 
-def _sender(ports: list[int], per_frame: list[list[bytes]], fps: int, seconds: float, go: mp.Event) -> None:
+def _sender(ports: list[int], per_frame: list[list[bytes]], fps: int, seconds: float, go: Any) -> None:
     """Child process: paced replay, all streams' packets of frame k sent at t0 + k/fps."""
     socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in ports]
     for s in socks:

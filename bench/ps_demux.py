@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xueliang.media.frame import Frame  # noqa: E402
-from xueliang.media.ps_demux import PsDemuxer  # noqa: E402
-from xueliang.media.ps_mux import PsMuxer, pack_header, packetize  # noqa: E402
-from xueliang.media.rtp import parse_rtp  # noqa: E402
-from xueliang.media.testvideo import make_test_video  # noqa: E402
+from xueliang.media.frame import Frame
+from xueliang.media.ps_demux import PsDemuxer
+from xueliang.media.ps_mux import PsMuxer, pack_header, packetize
+from xueliang.media.rtp import parse_rtp
+from xueliang.media.testvideo import make_test_video
 
 
 def _packets(frames: list[Frame], zero_length_pes: bool) -> list[bytes]:
@@ -71,21 +71,21 @@ def run(seconds: float, repeat: int) -> None:
         payloads = [parse_rtp(p) for p in packets]
         views = [(p.payload, p.marker) for p in payloads if p is not None]
 
-        def baseline() -> int:
+        def baseline(packets: list[bytes] = packets) -> int:
             k = 0
             for p in packets:
                 p[12:]
                 k += 1
             return k
 
-        def rtp_only() -> int:
+        def rtp_only(packets: list[bytes] = packets) -> int:
             k = 0
             for p in packets:
                 if parse_rtp(p) is not None:
                     k += 1
             return k
 
-        def demux_only() -> int:
+        def demux_only(views: list[tuple[memoryview, bool]] = views) -> int:
             d = PsDemuxer()
             feed = d.feed
             k = 0
@@ -93,7 +93,7 @@ def run(seconds: float, repeat: int) -> None:
                 k += len(feed(v, m))
             return k + len(d.flush())
 
-        def rtp_demux() -> int:
+        def rtp_demux(packets: list[bytes] = packets) -> int:
             d = PsDemuxer()
             feed = d.feed
             k = 0

@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xueliang.media.frame import Frame  # noqa: E402
-from xueliang.media.ps_demux import PsDemuxer  # noqa: E402
-from xueliang.media.ps_mux import PsMuxer  # noqa: E402
-from xueliang.media.rtp import FramingError, Rfc4571Framer, parse_rtp  # noqa: E402
-from xueliang.media.testvideo import make_test_audio, make_test_video  # noqa: E402
+from xueliang.media.frame import Frame
+from xueliang.media.ps_demux import PsDemuxer
+from xueliang.media.ps_mux import PsMuxer
+from xueliang.media.rtp import FramingError, Rfc4571Framer, parse_rtp
+from xueliang.media.testvideo import make_test_audio, make_test_video
 
 CODECS = {"h264", "h265", "pcma", "pcmu", "aac"}
 
