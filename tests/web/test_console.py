@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -220,6 +221,14 @@ async def test_console_end_to_end(page: Any, platform_url: str) -> None:
         "() => document.querySelector('[data-test=nav-live]').textContent.includes('Live view')", timeout=5000)
     await page.click("[data-test=nav-devices]")
     await page.wait_for_selector("[data-test=device-table] .el-table__row", timeout=10000)
+
+    # catalog refresh: 202, then live progress from catalog.progress events on the SSE stream
+    device_id = first["device_id"]
+    async with page.expect_response(lambda r: r.url.endswith(f"/devices/{device_id}/catalog/refresh")) as refresh:
+        await page.locator(f"[data-test=refresh-{device_id}]").first.click()
+    assert (await refresh.value).status == 202
+    done = f"[data-test=sync-{device_id}].is-success, [data-test=sync-{device_id}] .is-success"
+    await page.wait_for_selector(done, timeout=20000)
     await page.screenshot(path=str(SHOTS / "04-devices-en.png"))
 
     # a token the server no longer accepts sends the operator back to the login page
@@ -227,6 +236,29 @@ async def test_console_end_to_end(page: Any, platform_url: str) -> None:
     await page.goto("/alarms")
     await page.wait_for_url("**/login**", timeout=10000)
     assert not page.errors, page.errors
+
+
+async def test_viewer_sees_no_controls(page: Any, platform_url: str) -> None:
+    admin = _get_json(f"{platform_url}/api/v1/auth/login", method="POST",
+                      body={"username": "admin", "password": ADMIN_PASSWORD})["access_token"]
+    password = "Viewer-pass-9x!"
+    try:
+        _get_json(f"{platform_url}/api/v1/users", admin, "POST",
+                  {"username": "watcher", "password": password, "role": "viewer"})
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 409, exc  # created by an earlier run against the same module fixture
+    await page.goto("/login")
+    await _input(page, "login-username").fill("watcher")
+    await _input(page, "login-password").fill(password)
+    await page.click("[data-test=login-submit]")
+    await page.wait_for_url("**/dashboard")
+    await page.click("[data-test=nav-live]")
+    await page.wait_for_selector("[data-test=resource-tree]")
+    assert await page.locator("[data-test=ptz-panel]").count() == 0
+    await page.click("[data-test=nav-devices]")
+    await page.wait_for_selector("[data-test=device-table] .el-table__row", timeout=10000)
+    assert await page.locator("[data-test=device-add]").count() == 0
+    assert await page.locator("[data-test^=refresh-]").count() == 0
 
 
 async def test_phone_layout_collapses_nav(page: Any) -> None:

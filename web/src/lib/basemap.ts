@@ -22,7 +22,7 @@ export function graticule(map: L.Map): L.LayerGroup {
   const g = L.layerGroup()
   const style = { color: '#64748b', weight: 0.6, opacity: 0.45, interactive: false, dashArray: '4 4' }
   const label = (text: string, at: L.LatLngExpression, cls: string) =>
-    L.marker(at, { interactive: false, keyboard: false, icon: L.divIcon({ className: `xl-grat ${cls}`, html: text, iconSize: [80, 14], iconAnchor: cls === 'lng' ? [-3, -2] : [-3, 14] }) })
+    L.marker(at, { interactive: false, keyboard: false, icon: L.divIcon({ className: `xl-grat ${cls}`, html: text, iconSize: [80, 14], iconAnchor: cls === 'lng' ? [-3, 30] : [-3, 14] }) })
   const draw = () => {
     g.clearLayers()
     const b = map.getBounds()
