@@ -121,8 +121,12 @@ def sqlite_baseline(schema_from: Path, cols: list[str], rows: list[tuple[Any, ..
         for (sql,) in src.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"):
             dst.execute(sql)
         src.close()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=OFF", "cache_size=-65536"):
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "cache_size=-65536"):
             dst.execute(f"PRAGMA {pragma}")
+        # the devices exist (as in our run), so the same foreign-key checks happen
+        dst.executemany("INSERT INTO devices (device_id, status, created_at, updated_at) VALUES (?, 'online', ?, ?)",
+                        [(d, "2024-01-01 00:00:00.000000", "2024-01-01 00:00:00.000000")
+                         for d in sorted({r[cols.index("device_id")] for r in rows})])
         dst.commit()
         sql = f"INSERT INTO channels ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
         t0 = time.perf_counter()
@@ -141,7 +145,10 @@ async def pg_baseline(url: str, cols: list[str], rows: list[tuple[Any, ...]]) ->
 
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
-        await conn.execute("CREATE TEMP TABLE bl (LIKE channels INCLUDING ALL)")
+        # a real (logged) table with the same indexes and foreign key as channels, dropped afterwards
+        await conn.execute("DROP TABLE IF EXISTS bench_baseline")
+        await conn.execute("CREATE TABLE bench_baseline (LIKE channels INCLUDING ALL)")
+        await conn.execute("ALTER TABLE bench_baseline ADD FOREIGN KEY (device_id) REFERENCES devices (device_id)")
         idx = cols.index("created_at"), cols.index("updated_at")
         fixed = []
         for r in rows:
@@ -149,12 +156,14 @@ async def pg_baseline(url: str, cols: list[str], rows: list[tuple[Any, ...]]) ->
             for j in idx:
                 lr[j] = datetime.fromisoformat(lr[j] + "+00:00")
             fixed.append(tuple(lr))
-        sql = f"INSERT INTO bl ({', '.join(cols)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(cols)))})"
+        sql = f"INSERT INTO bench_baseline ({', '.join(cols)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(cols)))})"
         t0 = time.perf_counter()
         for i in range(0, len(fixed), 10_000):
             async with conn.transaction():
                 await conn.executemany(sql, fixed[i:i + 10_000])
-        return time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+        await conn.execute("DROP TABLE bench_baseline")
+        return elapsed
     finally:
         await conn.close()
 

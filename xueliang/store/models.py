@@ -169,8 +169,9 @@ class Channel(Base):
         # status filter + default sort by channel_id from one index; counts per status are index-only
         Index("ix_channels_status", "status", "channel_id"),
         Index("ix_channels_device_parent", "device_id", "parent_id"),
-        # civil-code prefix ranges; covering for the civil tree's GROUP BY civil_code, status
-        Index("ix_channels_civil_code", "civil_code", "status", "type_code"),
+        # civil-code prefix ranges; covering for the civil tree's GROUP BY civil_code, status and for the
+        # keys-only page query (sorting small index entries, not whole rows)
+        Index("ix_channels_civil_code", "civil_code", "status", "type_code", "channel_id"),
         Index("ix_channels_business_group_id", "business_group_id"),
         Index("ix_channels_parent_id", "parent_id"),
         Index("ix_channels_class_level", "class_level"),

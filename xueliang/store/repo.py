@@ -124,12 +124,27 @@ class Repository:
 
     # ------------------------------------------------------------------ helpers
     async def _page(self, table: Table, columns: Sequence[Any], conds: list[Any], order: list[Any],
-                    page: int, size: int) -> tuple[list[dict[str, Any]], int]:
+                    page: int, size: int, key: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """One page and the total, counted with the same WHERE.
+
+        With `key` (the primary key), the page is found first as keys only — an ORDER BY/OFFSET that an index
+        can serve without reading rows (or sorting whole rows) — and only that page's rows are then read.
+        """
         limit, offset = _paging(page, size)
-        q = select(*columns).where(*conds).order_by(*order).limit(limit).offset(offset)
         cq = select(func.count()).select_from(table).where(*conds)
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(q)).mappings().all()
+            if key is None:
+                q = select(*columns).where(*conds).order_by(*order).limit(limit).offset(offset)
+                rows = list((await conn.execute(q)).mappings().all())
+            else:
+                kcol = table.c[key]
+                kq = select(kcol).where(*conds).order_by(*order).limit(limit).offset(offset)
+                keys = [r[0] for r in await conn.execute(kq)]
+                rows = []
+                if keys:
+                    got = {r[key]: r for r in (await conn.execute(select(*columns).where(kcol.in_(keys))))
+                           .mappings().all()}
+                    rows = [got[k] for k in keys if k in got]
             if offset == 0 and len(rows) < limit:
                 total = len(rows)  # the page holds everything: no count query needed
             else:
@@ -161,7 +176,7 @@ class Repository:
         if q:
             conds.append(or_(_prefix(c.device_id, q), self._text_match(c.name, q)))
         order = _order(DEVICES, sort, DEVICE_SORTS, "device_id")
-        return await self._page(DEVICES, DEVICE_LIST_COLUMNS, conds, order, page, size)
+        return await self._page(DEVICES, DEVICE_LIST_COLUMNS, conds, order, page, size, key="device_id")
 
     async def get_device(self, device_id: str) -> dict[str, Any] | None:
         """A device without its password (use runtime_devices for that)."""
@@ -237,7 +252,7 @@ class Repository:
         if has_position is not None:
             conds.append(_geo() if has_position else ~_geo())
         order = _order(CHANNELS, sort, CHANNEL_SORTS, "id")
-        return await self._page(CHANNELS, list(CHANNELS.columns), conds, order, page, size)
+        return await self._page(CHANNELS, list(CHANNELS.columns), conds, order, page, size, key="id")
 
     async def get_channel(self, channel_id: str, device_id: str | None = None) -> dict[str, Any] | None:
         """The channel with this ID (first match across devices unless device_id narrows it)."""

@@ -194,7 +194,7 @@ def upgrade() -> None:
     )
     op.create_index('ix_channels_business_group_id', 'channels', ['business_group_id'], unique=False)
     op.create_index('ix_channels_channel_id', 'channels', ['channel_id'], unique=False)
-    op.create_index('ix_channels_civil_code', 'channels', ['civil_code', 'status', 'type_code'], unique=False)
+    op.create_index('ix_channels_civil_code', 'channels', ['civil_code', 'status', 'type_code', 'channel_id'], unique=False)
     op.create_index('ix_channels_class_level', 'channels', ['class_level'], unique=False)
     op.create_index('ix_channels_device_parent', 'channels', ['device_id', 'parent_id'], unique=False)
     op.create_index('ix_channels_district', 'channels', ['district'], unique=False)
