@@ -48,6 +48,9 @@ def test_corrupt_cache_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     frames = make_test_video("h264", 160, 96, 5, 1)
     (path,) = (tmp_path / "testvideo").glob("h264_160x96_*")
     path.write_bytes(path.read_bytes()[:100])
+    from xueliang.media import testvideo
+
+    testvideo._memo.clear()   # forget the in-process copy: read the (now corrupt) file
     assert [f.data for f in make_test_video("h264", 160, 96, 5, 1)] == [f.data for f in frames]
 
 

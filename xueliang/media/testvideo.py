@@ -12,6 +12,7 @@ import hashlib
 import os
 import struct
 import tempfile
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["alaw_encode", "make_test_audio", "make_test_video"]
 
 _CACHE_MAGIC = b"XLTV1\n"
+_memo: dict[str, tuple[Frame, ...]] = {}
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
 _REC = struct.Struct("!qqBI")
 _ENCODERS = {"h264": ("libx264", "h264"), "h265": ("libx265", "hevc", "libkvazaar")}
 
@@ -189,12 +193,22 @@ def make_test_video(codec: str = "h264", width: int = 640, height: int = 360, fp
     key = f"{codec}-{width}x{height}-{fps}-{count}-{bitrate or 0}-v1"
     digest = hashlib.sha1(key.encode()).hexdigest()[:10]
     path = _cache_dir() / f"{codec}_{width}x{height}_{fps}fps_{count}f_{bitrate or 0}_{digest}.bin"
-    cached = _load(path, codec)
-    if cached:
-        return cached
-    frames = _encode(codec, width, height, fps, count, bitrate)
-    _save(path, frames)
-    return frames
+    key = str(path.resolve())
+    # one encode per process even when many simulated devices ask at once (from executor threads)
+    with _locks_guard:
+        lock = _locks.setdefault(key, threading.Lock())
+    with lock:
+        memo = _memo.get(key)
+        if memo is not None:
+            return list(memo)
+        frames = _load(path, codec)
+        if not frames:
+            frames = _encode(codec, width, height, fps, count, bitrate)
+            _save(path, frames)
+        if len(_memo) >= 8:
+            _memo.pop(next(iter(_memo)))
+        _memo[key] = tuple(frames)
+        return list(frames)
 
 
 _ALAW_SEG_END = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF], dtype=np.int32)
