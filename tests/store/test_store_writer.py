@@ -176,3 +176,26 @@ async def test_enqueue_never_blocks_and_flushes_by_time(db: Database) -> None:
             break
     assert (await db.repo.list_audit(page=1, size=1))[1] == 3000
     assert await db.repo.verify_audit_chain() == (True, None)
+
+
+async def test_flush_covers_everything_enqueued_before_it(db: Database) -> None:
+    w = db.writer
+
+    async def producer(tag: str) -> None:
+        for r in range(10):
+            for i in range(120):
+                w.audit("u", "a", f"{tag}-{r}-{i}")
+            await asyncio.sleep(0)
+
+    background = asyncio.create_task(producer("bg"))
+    for r in range(10):
+        for i in range(130):
+            w.audit("u", "b", f"fg-{r}-{i}")
+        await w.flush()
+        _, n = await db.repo.list_audit(page=1, size=1, action="b")
+        assert n == (r + 1) * 130  # everything before the flush() is committed when it returns
+    await background
+    await w.flush()
+    _, n = await db.repo.list_audit(page=1, size=1)
+    assert n == 10 * 130 + 10 * 120
+    assert await db.repo.verify_audit_chain() == (True, None)

@@ -201,9 +201,8 @@ class BatchWriter:
                 running_seq = ops[-1][2]
                 await asyncio.sleep(0)  # let producers and readers in between big batches
             if running is not None:
+                # ops enqueued during this await stay queued (wake is set): they are not marked done here
                 await self._finish(running, running_seq)
-            self._done_seq = self._seq
-            self._release_waiters()
             if self._closing and not self._ops:
                 return
 
