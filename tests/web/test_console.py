@@ -134,6 +134,7 @@ async def page(platform_url: str) -> AsyncIterator[Any]:
         pg = await ctx.new_page()
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" and "401" not in m.text else None)
         pg.errors = errors
         try:
             yield pg
@@ -184,7 +185,22 @@ async def test_console_end_to_end(page: Any, platform_url: str) -> None:
     t1 = await _video_time(page, cell)
     await page.wait_for_function(f"() => document.querySelector('{cell}').currentTime > {t1 + 1.0}", timeout=15000)
     assert await page.eval_on_selector(cell, "v => v.videoWidth") > 0
+    # stats overlay reads mpegts.js statistics
+    await page.hover("[data-test=cell-0]")
+    await page.click("[data-test=cell-0] [data-test=cell-stats]")
+    await page.wait_for_function(
+        "() => /[1-9]/.test(document.querySelector('[data-test=player-stats]')?.textContent || '')", timeout=5000)
     await page.screenshot(path=str(SHOTS / "02-live.png"))
+
+    # snapshot: the server's JPEG, fetched with the bearer token, shown in a dialog
+    async with page.expect_response(lambda r: r.url.endswith(f"/channels/{channel_id}/snapshot")) as snap:
+        await page.click("[data-test=cell-0] [data-test=cell-snapshot]")
+    assert (await snap.value).status == 200
+    img = page.locator("[data-test=snapshot-img]")
+    await img.wait_for(timeout=10000)
+    await page.wait_for_function("() => document.querySelector('[data-test=snapshot-img]').naturalWidth > 0")
+    await page.keyboard.press("Escape")
+    await img.wait_for(state="hidden", timeout=5000)
 
     # PTZ: the pad sends the move on press and `stop` on release; both answered by the device
     await page.click("[data-test=cell-0]")
@@ -268,6 +284,7 @@ async def test_phone_layout_collapses_nav(page: Any) -> None:
     await page.click("[data-test=nav-toggle]")
     await page.locator(".xl-drawer [data-test=nav-live]").click()
     await page.wait_for_url("**/live")
+    await page.locator(".xl-drawer").wait_for(state="hidden", timeout=5000)
     cols = await page.eval_on_selector("[data-test=live-grid]", "g => getComputedStyle(g).gridTemplateColumns.split(' ').length")
     assert cols == 1
     await page.screenshot(path=str(SHOTS / "05-phone-live.png"))
