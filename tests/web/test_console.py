@@ -254,6 +254,39 @@ async def test_console_end_to_end(page: Any, platform_url: str) -> None:
     assert not page.errors, page.errors
 
 
+async def test_tree_drag_into_nine_split(page: Any) -> None:
+    await _login(page)
+    await page.click("[data-test=nav-live]")
+    await page.click("[data-test=split-9]")
+    assert await page.locator("[data-test^=cell-]").filter(has=page.locator(".empty")).count() == 9
+    # by device: lazy levels, a device node expands into its channels
+    device = page.locator("[data-test=resource-tree] [data-test=tree-node]").first
+    await device.wait_for(timeout=10000)
+    await device.click()
+    channel = page.locator("[data-test=resource-tree] [data-test=tree-channel]").first
+    await channel.wait_for(timeout=10000)
+    channel_id = await channel.get_attribute("data-channel")
+    await channel.drag_to(page.locator("[data-test=cell-4]"))
+    await page.wait_for_selector(f"[data-test=cell-4][data-channel='{channel_id}'] video", timeout=5000)
+    await page.wait_for_function(
+        "() => document.querySelector('[data-test=cell-4] video').currentTime > 0.3", timeout=20000)
+    # by district: civil-code levels down to the cameras
+    await page.locator("[data-test=tree-mode] label, [data-test=tree-mode] .el-segmented__item").nth(1).click()
+    for _ in range(4):
+        node = page.locator("[data-test=resource-tree] [data-test=tree-node]").last
+        await node.wait_for(timeout=10000)
+        await node.click()
+        if await page.locator("[data-test=resource-tree] [data-test=tree-channel]").count():
+            break
+        await page.wait_for_timeout(400)
+    await page.locator("[data-test=resource-tree] [data-test=tree-channel]").first.wait_for(timeout=10000)
+    await page.screenshot(path=str(SHOTS / "06-live-9.png"))
+    # closing a cell stops its player
+    await page.hover("[data-test=cell-4]")
+    await page.click("[data-test=cell-4] [data-test=cell-close]")
+    assert await page.locator("[data-test=cell-4] video").count() == 0
+
+
 async def test_viewer_sees_no_controls(page: Any, platform_url: str) -> None:
     admin = _get_json(f"{platform_url}/api/v1/auth/login", method="POST",
                       body={"username": "admin", "password": ADMIN_PASSWORD})["access_token"]
