@@ -51,8 +51,28 @@ def _stream(frames: list[Frame]) -> tuple[bytes, list[list[bytes]]]:
     return b"".join(ps_all), per_frame
 
 
-def _sender(ports: list[int], per_frame: list[list[bytes]], fps: int, seconds: float, go: Any) -> None:
-    """Child process: paced replay, all streams' packets of frame k sent at t0 + k/fps."""
+def _sender(ports: list[int], per_frame: list[list[bytes]], fps: int, seconds: float, go: Any,
+            tcp: bool = False) -> None:
+    """Child process: paced replay, all streams' packets of frame k sent at t0 + k/fps.
+
+    TCP: one connection per stream (the device as TCP client, the GB default), RFC 4571 framing,
+    one write per frame.
+    """
+    if tcp:
+        framed = [b"".join(len(p).to_bytes(2, "big") + p for p in pk) for pk in per_frame]
+        conns = [socket.create_connection(("127.0.0.1", port)) for port in ports]
+        go.wait()
+        t0 = time.monotonic()
+        for k in range(int(seconds * fps)):
+            delay = t0 + k / fps - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            chunk = framed[k % len(framed)]
+            for c in conns:
+                c.sendall(chunk)
+        for c in conns:
+            c.close()
+        return
     socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in ports]
     for s in socks:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
@@ -73,7 +93,8 @@ def _sender(ports: list[int], per_frame: list[list[bytes]], fps: int, seconds: f
         s.close()
 
 
-async def _xueliang(n: int, per_frame: list[list[bytes]], fps: int, seconds: float, flv: bool) -> dict[str, float]:
+async def _xueliang(n: int, per_frame: list[list[bytes]], fps: int, seconds: float, flv: bool,
+                    tcp: bool = False) -> dict[str, float]:
     flv_cls = None
     if flv:
         try:
@@ -95,11 +116,14 @@ async def _xueliang(n: int, per_frame: list[list[bytes]], fps: int, seconds: flo
             def on_frame(f: Frame, i: int = i) -> None:  # type: ignore[misc]
                 counts[i] += 1
         ing = RtpIngest(on_frame=on_frame)
-        await ing.start_udp("127.0.0.1", 0)
+        if tcp:
+            await ing.start_tcp_passive("127.0.0.1", 0)
+        else:
+            await ing.start_udp("127.0.0.1", 0)
         ingests.append(ing)
     ctx = mp.get_context("spawn")
     go = ctx.Event()
-    proc = ctx.Process(target=_sender, args=([g.port for g in ingests], per_frame, fps, seconds, go))
+    proc = ctx.Process(target=_sender, args=([g.port for g in ingests], per_frame, fps, seconds, go, tcp))
     proc.start()
     await asyncio.sleep(1.0)  # let the child import and open its sockets
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -150,6 +174,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--no-flv", action="store_true", help="ingest + demux only, no FLV tags")
     ap.add_argument("--no-ffmpeg", action="store_true", help="skip the ffmpeg baseline")
+    ap.add_argument("--tcp", action="store_true", help="RTP over TCP (RFC 4571), device connects, instead of UDP")
     a = ap.parse_args()
     try:
         import uvloop
@@ -163,10 +188,10 @@ def main() -> None:
     mbps = len(ps) * 8 / (len(frames) / fps) / 1e6
     pps = sum(len(p) for p in per_frame) / (len(frames) / fps)
     print(f"{a.streams} streams x {mbps:.2f} Mbit/s PS/RTP (720p25 H.264, {pps:.0f} packets/s each), "
-          f"{a.seconds:.0f} s, {loop_name}, {os.cpu_count()} CPUs")
+          f"{a.seconds:.0f} s, {'TCP' if a.tcp else 'UDP'}, {loop_name}, {os.cpu_count()} CPUs")
 
     runner = uvloop.run if uvloop is not None else asyncio.run
-    x = runner(_xueliang(a.streams, per_frame, fps, a.seconds, not a.no_flv))
+    x = runner(_xueliang(a.streams, per_frame, fps, a.seconds, not a.no_flv, a.tcp))
     stream_s = a.streams * a.seconds
     x_ms = x["cpu_s"] * 1000 / stream_s
     what = "ingest+demux+FLV tags" if x["flv"] else "ingest+demux"

@@ -289,3 +289,37 @@ async def test_close_releases_ports() -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((HOST, port))  # free again
         s.close()
+
+
+@pytest.mark.parametrize("mode", ["udp", "tcp-passive", "tcp-active"])
+def test_under_uvloop(mode: str) -> None:
+    """Production runs on uvloop, whose transports are not asyncio.Transport subclasses."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def run() -> tuple[list[Frame], list[str]]:
+        got: list[Frame] = []
+        closed: list[str] = []
+        ing = RtpIngest(on_frame=got.append, on_close=closed.append, reconnect_grace=0)
+        if mode == "udp":
+            await ing.start_udp(HOST, 0)
+            sender = _sender("h264", "udp", (HOST, ing.port))
+            await sender.start()
+        elif mode == "tcp-passive":
+            await ing.start_tcp_passive(HOST, 0)
+            sender = _sender("h264", "tcp-active", (HOST, ing.port))
+            await sender.start()
+        else:
+            sender = _sender("h264", "tcp-passive", None)
+            await sender.start()
+            await ing.start_tcp_active(HOST, sender.local_port)
+        await _wait(lambda: len(got) >= 5)
+        await sender.stop()
+        if mode != "udp":
+            await _wait(lambda: bool(closed), 2.0)
+        await ing.close()
+        return got, closed
+
+    got, closed = uvloop.run(run())
+    assert len(got) >= 5 and got[0].keyframe
+    assert _decode(got, "h264") >= len(got) - 1
+    assert bool(closed) == (mode != "udp")

@@ -22,7 +22,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from xueliang.media.frame import Frame
 from xueliang.media.ps_demux import PsDemuxer
@@ -57,8 +57,8 @@ class _TcpProtocol(asyncio.Protocol):
         self.peer: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # no isinstance check: uvloop's transports are not asyncio.Transport subclasses
+        self.transport = cast(asyncio.Transport, transport)
         self.peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -276,6 +276,22 @@ class RtpIngest:
             self._callback_error()
 
     def _on_tcp_packet(self, data: memoryview) -> None:
+        # Fast path as for UDP: plain header, current source, the sequence number we expect.
+        if len(data) > 12 and data[0] == 0x80:
+            seq, ts, ssrc = _SEQ_TS_SSRC(data, 2)
+            if ssrc == self._ssrc and seq == self._tcp_seq:
+                self._tcp_seq = (seq + 1) & 0xFFFF
+                self.packets += 1
+                self.bytes += len(data) + 2
+                if ts != self._last_ts:
+                    self._new_timestamp(ts)
+                try:
+                    frames = self._feed(data[12:], data[1] >= 0x80)
+                    if frames:
+                        self._deliver(frames)
+                except Exception:
+                    self._callback_error()
+                return
         pkt = parse_rtp(data)
         if pkt is None:
             self.invalid += 1

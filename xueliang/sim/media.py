@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from typing import Any
+from typing import Any, cast
 
 from xueliang.media.frame import Frame
 from xueliang.media.ps_mux import PsMuxer, packetize
@@ -37,8 +37,8 @@ class _TcpSink(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # no isinstance check: uvloop's transports are not asyncio.Transport subclasses
+        self.transport = cast(asyncio.Transport, transport)
         self.sender._on_tcp_connected(self)
 
     def data_received(self, data: bytes) -> None:  # RTCP or junk from the platform: ignored
