@@ -103,6 +103,7 @@ async def test_stats_rates() -> None:
     assert 15 <= st["fps"] <= 35
     assert st["bitrate"] > 10_000
     assert 0 <= st["jitter"] < 50
+    assert 0 <= st["idle"] < 0.5
 
 
 @pytest.fixture(scope="module")

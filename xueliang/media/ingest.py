@@ -228,6 +228,9 @@ class RtpIngest:
             "bitrate": round(self._bitrate), "fps": round(self._fps, 2),
             "jitter": round(self._jitter / 90.0, 3),  # ms
             "first_packet_at": self.first_packet_at,
+            # seconds since the last new RTP timestamp (sampled per frame): a UDP stream that went
+            # quiet has no connection to lose, so the session watches this instead of on_close
+            "idle": round(now - self._last_arrival, 3) if self.first_packet_at is not None else None,
             "connections": self.connections, "framing_errors": self.framing_errors,
             "video_codec": self.demux.video_codec, "audio_codec": self.demux.audio_codec,
             "demux": self.demux.stats,
