@@ -218,6 +218,9 @@ async def test_console_end_to_end(page: Any, platform_url: str) -> None:
     assert stop_resp.status == 200
     assert json.loads(stop_resp.request.post_data or "{}")["command"] == "stop"
     await page.locator("[data-test=ptz-result]").wait_for(timeout=5000)
+    async with page.expect_response(lambda r: r.url.endswith(f"/channels/{channel_id}/preset")) as preset:
+        await page.click("[data-test=preset-call]")
+    assert (await preset.value).status == 200
     # and the API itself agrees: the same command straight through the API gets the device's OK
     direct = _get_json(f"{platform_url}/api/v1/channels/{channel_id}/ptz", token, "POST", {"command": "stop", "speed": 0})
     assert str(direct.get("result", direct.get("Result"))).upper() == "OK"
@@ -227,6 +230,33 @@ async def test_console_end_to_end(page: Any, platform_url: str) -> None:
     await page.wait_for_selector(".leaflet-marker-pane .xl-cl, .leaflet-marker-pane .xl-pt", timeout=15000)
     assert int(await page.inner_text("[data-test=map-points]")) > 0
     await page.screenshot(path=str(SHOTS / "03-map.png"))
+
+    # edit mode: drag a single camera to a new position; the PATCH is confirmed and stored
+    await page.click("[data-test=map-edit]")
+    point = page.locator(".leaflet-marker-pane .leaflet-marker-draggable .xl-pt").first
+    for _ in range(6):
+        if await point.count():
+            break
+        await page.locator(".leaflet-control-zoom-in").click()
+        await page.wait_for_timeout(700)
+    await point.wait_for(timeout=10000)
+    box = await point.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    await page.mouse.move(x, y)
+    await page.mouse.down()
+    for i in range(1, 6):
+        await page.mouse.move(x + 12 * i, y + 8 * i)
+    await page.mouse.up()
+    async with page.expect_response(lambda r: "/api/v1/channels/" in r.url and r.request.method == "PATCH") as patch:
+        await page.locator(".el-message-box .el-button--primary").click()
+    moved = await patch.value
+    assert moved.status == 200, await moved.text()
+    body = json.loads(moved.request.post_data or "{}")
+    assert set(body) == {"longitude", "latitude"}
+    stored = _get_json(f"{platform_url}{moved.url.split(platform_url, 1)[1]}", token)
+    assert abs(stored["longitude"] - body["longitude"]) < 1e-6
+    await page.click("[data-test=map-edit]")
 
     # language: default zh-CN, switch to English
     nav_live = page.locator("[data-test=nav-live]")
