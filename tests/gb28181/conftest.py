@@ -104,6 +104,16 @@ async def wait_until(cond: Callable[[], Any], timeout: float = 5.0, step: float 
 
 
 @pytest.fixture
+def fixtures_dir() -> Path:
+    """../shared/fixtures next to the repository (skips with the reason when it is absent)."""
+    root = Path(__file__).resolve().parents[2]
+    for cand in (root.parent / "shared" / "fixtures", root / "shared" / "fixtures"):
+        if (cand / "sip").is_dir():
+            return cand
+    pytest.skip("field fixtures not found at ../shared/fixtures relative to the repository")
+
+
+@pytest.fixture
 def wait() -> Callable[..., Awaitable[None]]:
     """`await wait(cond, timeout)`: the bounded polling helper as a fixture (no conftest imports)."""
     return wait_until

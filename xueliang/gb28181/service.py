@@ -548,12 +548,22 @@ class GbService:
         }
         self.stats["alarms"] += 1
         self.writer.add_alarm(row)
-        self.events.publish("alarm", **{**row, "time": at.isoformat()})
+        self._publish_alarm({**row, "time": at.isoformat()})
         dev = self.table.get(device_id)
         if dev is not None:  # 2016 §9.4: the platform confirms an alarm notification with a Response
             body = manscdp.result_response("Alarm", msg.sn, msg.device_id or device_id, True,
                                            encoding=dev.charset)
             self.spawn(self._send_quiet(dev, body, "Alarm response"))
+
+    def _publish_alarm(self, data: dict[str, Any]) -> None:
+        """CONTRACTS names a `type` key in alarm events, which `EventBus.publish(type, **data)` cannot
+        take as a keyword; it goes through once publish's first parameter is positional-only, and is
+        sent as `alarm_type` until then."""
+        try:
+            self.events.publish("alarm", **data)
+        except TypeError:
+            data["alarm_type"] = data.pop("type", None)
+            self.events.publish("alarm", **data)
 
     async def _send_quiet(self, dev: DeviceState, body: bytes, what: str) -> None:
         with contextlib.suppress(GbError, GbTimeout):

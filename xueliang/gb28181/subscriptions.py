@@ -2,8 +2,9 @@
 
 A subscription is a SUBSCRIBE dialog: the device's 2xx gives the remote tag; refreshes are sent
 in-dialog at 80 % of the granted Expires by the service's periodic tick (no task per subscription);
-`stop()` sends Expires: 0 to each. GB/T 28181 names the event package `Catalog` for catalog changes
-and `presence` for alarm and mobile-position subscriptions; the MANSCDP body says which.
+`stop()` sends Expires: 0 to each. The Event header names the package after the MANSCDP command
+(`Catalog`, `Alarm`, `MobilePosition`); some platforms use `presence` for the last two, which is why
+the mapping is a table (the body's CmdType carries the meaning either way).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = ["Subscription", "SubscriptionManager"]
 
 log = logging.getLogger("xueliang.gb28181.subscriptions")
 
-EVENT_PACKAGE = {"Catalog": "Catalog", "Alarm": "presence", "MobilePosition": "presence"}
+EVENT_PACKAGE = {"Catalog": "Catalog", "Alarm": "Alarm", "MobilePosition": "MobilePosition"}
 
 
 @dataclass(eq=False)
