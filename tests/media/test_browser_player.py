@@ -1,0 +1,200 @@
+"""Live HTTP-FLV from a StreamHub played by mpegts.js in headless Chromium.
+
+A tiny asyncio-streams HTTP server on 127.0.0.1 serves the page, the mpegts.js player and a live
+stream built the way the platform builds it (hub viewer -> FlvMuxer, one write per batch), fed
+in real time with encoded test frames. The test passes only when the browser really decodes:
+`currentTime` moves past 1 s and the decoder reports more than 10 frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from _frames import make_frames
+
+from xueliang.media.flv import FlvMuxer
+from xueliang.media.frame import Frame
+from xueliang.media.hub import StreamHub
+from xueliang.media.transcode import Transcoder
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+PAGE = b"""<!doctype html>
+<html><head><meta charset="utf-8"><title>xueliang player test</title></head>
+<body>
+<video id="v" muted autoplay playsinline width="640" height="360"></video>
+<script src="/mpegts.js"></script>
+<script>
+window.errors = [];
+window.hevcMse = window.MediaSource ? MediaSource.isTypeSupported('video/mp4; codecs="hvc1.1.6.L93.B0"') : false;
+const player = mpegts.createPlayer(
+  {type: "flv", isLive: true, hasAudio: false, url: location.origin + "/live.flv"},
+  {enableWorker: false, lazyLoad: false});
+player.on(mpegts.Events.ERROR, (...a) => window.errors.push(a.map(String).join(" ")));
+player.attachMediaElement(document.getElementById("v"));
+player.load();
+Promise.resolve(player.play()).catch(e => window.errors.push("play: " + e));
+</script></body></html>
+"""
+
+
+@pytest.fixture(scope="session")
+def mpegts_js() -> Path:
+    """mpegts.js from the console's node_modules, else installed next to this test with npm."""
+    for p in (REPO / "web/node_modules/mpegts.js/dist/mpegts.js",
+              HERE / "browser/node_modules/mpegts.js/dist/mpegts.js"):
+        if p.is_file():
+            return p
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm not installed and mpegts.js not present")
+    subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(HERE / "browser")],
+                   check=True, timeout=300, capture_output=True)
+    p = HERE / "browser/node_modules/mpegts.js/dist/mpegts.js"
+    assert p.is_file()
+    return p
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[str]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} not installed")
+    yield CHROMIUM
+
+
+async def _feed(hub: StreamHub, frames: list[Frame], push: object = None) -> None:
+    """Push `frames` in a loop at their own frame rate, timestamps continuing across loops."""
+    sink = push if callable(push) else hub.push
+    step = frames[1].dts - frames[0].dts
+    span = frames[-1].dts - frames[0].dts + step
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    i = 0
+    while True:
+        f = frames[i % len(frames)]
+        off = (i // len(frames)) * span
+        sink(Frame(f.codec, f.pts + off, f.dts + off, f.data, f.keyframe))
+        i += 1
+        await asyncio.sleep(max(0.0, t0 + i * step / 90000 - loop.time()))
+
+
+async def _serve_flv(hub: StreamHub, writer: asyncio.StreamWriter) -> None:
+    assert hub.video_codec is not None
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nCache-Control: no-cache\r\n"
+                 b"Connection: close\r\n\r\n")
+    mux = FlvMuxer(hub.video_codec, None)
+    writer.write(mux.header(width=hub.width, height=hub.height))
+    viewer = hub.add_viewer()
+    try:
+        while (batch := await viewer.get_batch()) is not None:
+            writer.write(b"".join([mux.tag(f) for f in batch]))
+            await writer.drain()
+    finally:
+        viewer.close()
+
+
+@contextlib.asynccontextmanager
+async def _server(hub: StreamHub, script: Path) -> AsyncIterator[int]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            path = head.split(b" ", 2)[1].decode()
+            if path == "/":
+                body, ctype = PAGE, b"text/html; charset=utf-8"
+            elif path == "/mpegts.js":
+                body, ctype = script.read_bytes(), b"application/javascript"
+            elif path.startswith("/live.flv"):
+                await _serve_flv(hub, writer)
+                return
+            else:
+                body, ctype = b"not found", b"text/plain"
+            status = b"200 OK" if body != b"not found" else b"404 Not Found"
+            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + ctype + b"\r\nContent-Length: "
+                         + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+
+
+async def _play(url: str, chromium: str) -> dict[str, object]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=chromium,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--autoplay-policy=no-user-gesture-required"])
+        try:
+            page = await browser.new_page()
+            await page.goto(url)
+            state: dict[str, object] = {}
+            for _ in range(100):  # at most ~20 s
+                state = await page.evaluate(
+                    """() => { const v = document.getElementById('v');
+                       const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : {};
+                       return {t: v.currentTime, frames: q.totalVideoFrames || 0, w: v.videoWidth,
+                               h: v.videoHeight, errors: window.errors, hevcMse: window.hevcMse}; }""")
+                if float(state["t"]) > 1.5 and int(state["frames"]) > 10:  # type: ignore[arg-type]
+                    break
+                await asyncio.sleep(0.2)
+            return state
+        finally:
+            await browser.close()
+
+
+async def test_hub_http_flv_plays_in_chromium(mpegts_js: Path, chromium: str) -> None:
+    frames = make_frames("h264", 640, 360, count=100, gop=25)
+    hub = StreamHub("browser")
+    feeder = asyncio.create_task(_feed(hub, frames))
+    try:
+        assert await hub.wait_keyframe(5)
+        async with _server(hub, mpegts_js) as port:
+            state = await _play(f"http://127.0.0.1:{port}/", chromium)
+    finally:
+        feeder.cancel()
+        hub.close()
+    assert not state["errors"], state
+    assert float(state["t"]) > 1.0, state  # type: ignore[arg-type]
+    assert int(state["frames"]) > 10, state  # type: ignore[arg-type]
+    assert (state["w"], state["h"]) == (640, 360)
+
+
+async def test_h265_source_transcoded_plays_in_chromium(mpegts_js: Path, chromium: str) -> None:
+    """The fallback for Chromium without HEVC in MSE: H.265 hub -> Transcoder -> H.264 hub."""
+    frames = make_frames("h265", 640, 360, count=100, gop=25)
+    src_hub = StreamHub("h265")
+    out_hub = StreamHub("h265-as-h264")
+    tc = Transcoder(out_hub.push)
+    feeder = asyncio.create_task(_feed(src_hub, frames, push=lambda f: (src_hub.push(f), tc.push(f))))
+    try:
+        assert await out_hub.wait_keyframe(10)
+        async with _server(out_hub, mpegts_js) as port:
+            state = await _play(f"http://127.0.0.1:{port}/", chromium)
+    finally:
+        feeder.cancel()
+        await tc.aclose()
+        src_hub.close()
+        out_hub.close()
+    assert not state["errors"], state
+    assert float(state["t"]) > 1.0, state  # type: ignore[arg-type]
+    assert int(state["frames"]) > 10, state  # type: ignore[arg-type]
+    print("Chromium MediaSource HEVC support:", state["hevcMse"])
