@@ -51,6 +51,15 @@ def _stream(frames: list[Frame]) -> tuple[bytes, list[list[bytes]]]:
     return b"".join(ps_all), per_frame
 
 
+def _rss_mb() -> float:
+    """Current resident set size (Linux), for memory per stream."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _sender(ports: list[int], per_frame: list[list[bytes]], fps: int, seconds: float, go: Any,
             tcp: bool = False) -> None:
     """Child process: paced replay, all streams' packets of frame k sent at t0 + k/fps.
@@ -104,6 +113,7 @@ async def _xueliang(n: int, per_frame: list[list[bytes]], fps: int, seconds: flo
             print(f"  (FLV muxer unavailable: {exc}; ingest + demux only)")
     counts = [0] * n
     out_bytes = [0]
+    rss_start = _rss_mb()
     ingests = []
     for i in range(n):
         if flv_cls is not None:
@@ -126,7 +136,6 @@ async def _xueliang(n: int, per_frame: list[list[bytes]], fps: int, seconds: flo
     proc = ctx.Process(target=_sender, args=([g.port for g in ingests], per_frame, fps, seconds, go, tcp))
     proc.start()
     await asyncio.sleep(1.0)  # let the child import and open its sockets
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cpu0 = time.process_time()
     t0 = time.monotonic()
     go.set()
@@ -138,6 +147,7 @@ async def _xueliang(n: int, per_frame: list[list[bytes]], fps: int, seconds: flo
     wall = time.monotonic() - t0
     proc.join(5)
     stats = [g.stats() for g in ingests]
+    rss_end = _rss_mb()
     for g in ingests:
         await g.close()
     packets = sum(s["packets"] for s in stats)
@@ -145,7 +155,7 @@ async def _xueliang(n: int, per_frame: list[list[bytes]], fps: int, seconds: flo
     return {
         "cpu_s": cpu, "wall_s": wall, "frames": sum(counts), "expected_frames": n * expected,
         "packets": packets, "sent": sent, "lost": sent - packets,
-        "rss_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024,
+        "rss_growth_mb": rss_end - rss_start,
         "flv": float(flv_cls is not None), "flv_bytes": out_bytes[0],
     }
 
@@ -197,7 +207,8 @@ def main() -> None:
     what = "ingest+demux+FLV tags" if x["flv"] else "ingest+demux"
     print(f"xueliang ({what}): CPU {x['cpu_s']:.2f} s over {x['wall_s']:.1f} s -> {x_ms:.2f} ms per stream-second "
           f"({x_ms / mbps:.2f} ms per Mbit/s), frames {x['frames']:.0f}/{x['expected_frames']:.0f}, "
-          f"packets lost {x['lost']:.0f}/{x['sent']:.0f}, peak RSS growth {x['rss_growth_mb']:.1f} MB")
+          f"packets lost {x['lost']:.0f}/{x['sent']:.0f}, RSS growth {x['rss_growth_mb']:.1f} MB "
+          f"({x['rss_growth_mb'] / a.streams:.2f} MB per stream)")
     pkt_us = x["cpu_s"] * 1e6 / max(1, x["packets"])
     print(f"  = {pkt_us:.2f} us CPU per received RTP packet, all included (socket, loop, RTP, demux, callbacks)")
     if a.no_ffmpeg or shutil.which("ffmpeg") is None:
