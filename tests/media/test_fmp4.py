@@ -63,3 +63,13 @@ def test_fragment_per_frame_mse_style() -> None:
     data = mux.init_segment() + b"".join(mux.fragment([f]) for f in frames)
     with av.open(io.BytesIO(data), format="mp4") as ic:
         assert len(list(ic.decode(video=0))) == 30
+
+
+def test_next_dts_sets_last_sample_duration() -> None:
+    frames = make_frames("h264", 320, 240, count=3, gop=10)
+    mux = Fmp4Muxer("h264", 320, 240)
+    mux.update_parameter_sets(frames[0])
+    frag = mux.fragment([frames[0]], next_dts=frames[0].dts + 7200)
+    # trun (version 1) first entry: duration, size, flags, cts -> duration right after the 20-byte header
+    i = frag.index(b"trun")
+    assert struct.unpack(">I", frag[i + 16 : i + 20])[0] == 7200

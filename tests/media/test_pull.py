@@ -53,7 +53,7 @@ async def _collect(src: PullSource, n: int, timeout: float = 15) -> list[Frame]:
             done.set()
 
     src.on_frame = on_frame
-    src.start()
+    await src.start()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), timeout)
     await src.aclose()
@@ -131,7 +131,7 @@ async def test_pull_http_flv_file_into_hub(http_dir: tuple[Path, int]) -> None:
     hub = StreamHub("pull")
     viewer = hub.add_viewer()
     src = PullSource(f"http://127.0.0.1:{port}/rec.flv", hub.push, realtime=False)
-    src.start()
+    await src.start()
     assert await hub.wait_keyframe(10)
     got = []
     while len(got) < 50:
@@ -176,7 +176,7 @@ async def test_pull_gives_up_after_retries() -> None:
     port = _free_port()  # nothing listens there
     src = PullSource(f"http://127.0.0.1:{port}/x.flv", lambda f: None, on_end=ended.append, backoff=0.05,
                      max_retries=2, open_timeout=2)
-    src.start()
+    await src.start()
     for _ in range(100):
         if ended:
             break

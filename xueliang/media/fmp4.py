@@ -138,11 +138,13 @@ class Fmp4Muxer:
 
     # ------------------------------------------------------------------ fragments
 
-    def fragment(self, frames: list[Frame]) -> bytes:
+    def fragment(self, frames: list[Frame], next_dts: int | None = None) -> bytes:
         """moof + mdat for the given video frames (in decode order; others are ignored).
 
-        Sample durations come from the dts differences; the last sample repeats the previous
-        duration. The decode time base is the first frame ever given, so playback starts at 0.
+        Sample durations come from the dts differences; the last sample's duration is
+        `next_dts - last.dts` when the caller knows the next frame's dts (one-frame fragments held
+        back by one frame: MSE sees no gaps), else the previous duration. The decode time base is
+        the first frame ever given, so playback starts at 0.
         """
         frames = [f for f in frames if f.codec == self.video_codec]
         if not frames:
@@ -160,6 +162,8 @@ class Fmp4Muxer:
             durations.append(d if d > 0 else self._last_duration)
         if n > 1:
             self._last_duration = durations[-1]
+        if next_dts is not None and next_dts > frames[-1].dts:
+            self._last_duration = next_dts - frames[-1].dts
         durations.append(self._last_duration)
         self.sequence += 1
         entry = struct.Struct(">IIIi")

@@ -47,7 +47,8 @@ def _is_local(url: str) -> bool:
 
 
 class PullSource:
-    """One pulled stream. `start()` on the loop; frames arrive through `on_frame` on the loop.
+    """One pulled stream. `await start()`; frames arrive through `on_frame` on the loop;
+    `await stop()` ends it (`on_end(reason)` is called once: "stopped", "ended", "failed: ...").
 
     `realtime` paces reading by timestamps (default: only for local files, which would otherwise
     be read as fast as the disk allows); `loop_file` restarts a local file at its end (demo
@@ -91,7 +92,8 @@ class PullSource:
 
     # ------------------------------------------------------------------ loop side
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Start the worker thread (returns at once; frames follow on this loop)."""
         if self._thread is not None:
             raise RuntimeError("already started")
         self._loop = asyncio.get_running_loop()
@@ -100,17 +102,19 @@ class PullSource:
         self._thread = threading.Thread(target=self._run, name=f"xueliang-pull {self.url}", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Ask the worker to stop; it does at the next packet or read timeout."""
+    def request_stop(self) -> None:
+        """Ask the worker to stop (no wait); it does at the next packet or read timeout."""
         self._stop.set()
 
-    async def aclose(self, timeout: float | None = None) -> None:
-        """Stop and wait for the worker to finish (at most `timeout` seconds)."""
-        self.stop()
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop and wait for the worker to finish (at most `timeout`, default read timeout + 2 s)."""
+        self._stop.set()
         if self._done is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._done.wait(), timeout if timeout is not None else
                                        self.read_timeout + 2)
+
+    aclose = stop
 
     def stats(self) -> dict[str, Any]:
         up = max(1e-6, time.time() - self.started_at) if self.started_at else 0.0
