@@ -46,6 +46,7 @@ class Registrar:
     messages: list[tuple[str, Manscdp]] = field(default_factory=list)  # (method, body)
     _cond: asyncio.Condition = field(default_factory=asyncio.Condition)
     _sn: int = 100
+    drop_messages: bool = False  # simulate a platform that stopped answering MESSAGE
 
     def __post_init__(self) -> None:
         self.endpoint = SipEndpoint(self.handle, user_agent="test-registrar")
@@ -65,6 +66,8 @@ class Registrar:
         req = inc.request
         if req.method == "REGISTER":
             self._register(inc)
+        elif req.method == "MESSAGE" and self.drop_messages:
+            return
         elif req.method in ("MESSAGE", "NOTIFY"):
             inc.respond(200)
             with contextlib.suppress(mc.ManscdpError):

@@ -405,3 +405,42 @@ async def test_lower_platform_catalog_tree(registrar: Registrar) -> None:
         assert all(i["ParentID"] in orgs for i in items if i["DeviceID"][10:13] == "131")
     finally:
         await dev.stop()
+
+
+async def test_three_lost_keepalives_trigger_reregister(registrar: Registrar) -> None:
+    dev = _dev(registrar, keepalive=0.1, request_timeout=0.3)
+    await dev.start(wait_registered=5)
+    try:
+        registrar.drop_messages = True  # REGISTER still answered: the device re-registers at once
+        await _until(lambda: dev.register_count >= 2, 5)
+        assert [s for d, s, _ in registrar.register_log].count(200) >= 2
+        registrar.drop_messages = False
+        n = len(registrar.bodies("Keepalive", dev.device_id))
+        await registrar.wait_for(lambda: len(registrar.bodies("Keepalive", dev.device_id)) > n, 5)
+    finally:
+        await dev.stop()
+
+
+async def test_send_before_ack_fault_starts_media_at_200(registrar: Registrar) -> None:
+    pytest.importorskip("xueliang.sim.media", reason="media sender not present")
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    dev = _dev(registrar, "34020000001320000003", kind="ipc", media=True, faults={"send_before_ack"})
+    await dev.start(wait_registered=5)
+    try:
+        offer = play_offer(
+            origin_user=PLATFORM_ID, address="127.0.0.1", port=sock.getsockname()[1], ssrc="0200000021"
+        )
+        _, resp = await registrar.send(
+            dev.device_id, dev.device_id, "INVITE", offer.to_bytes(), content_type="application/sdp"
+        )
+        assert resp.status == 200
+        # no ACK sent: media must flow anyway (field devices that send before the ACK)
+        data = await asyncio.get_running_loop().run_in_executor(None, sock.recv, 4096)
+        assert int.from_bytes(data[8:12], "big") == 200000021
+    finally:
+        sock.close()
+        await dev.stop()

@@ -367,7 +367,7 @@ def encode(
     if fields:
         _build(el, fields)
     xml = etree.tostring(el, encoding="unicode", pretty_print=True)
-    enc = encoding.strip()
+    enc = encoding.strip().upper()
     low = enc.lower()
     if low in _GB_NAMES:
         codec = "gb18030"
