@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xueliang.gb28181.sdp import Sdp, make_ssrc, parse_sdp, play_offer
 
@@ -107,3 +110,36 @@ def test_garbage_raises_value_error(bad: bytes) -> None:
 def test_answer_defaults() -> None:
     s = Sdp(session="Play", origin_user="C", address="127.0.0.1", port=5, ssrc="0", direction="sendonly")
     assert parse_sdp(s.to_bytes()).direction == "sendonly"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600))
+def test_fuzz_parse_sdp_only_value_error(data: bytes) -> None:
+    with contextlib.suppress(ValueError):
+        parse_sdp(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "v=0",
+                "m=video 5 RTP/AVP 96",
+                "a=rtpmap:96 PS/90000",
+                "y=12",
+                "f=",
+                "a=setup:",
+                "a=streamnumber:x",
+                "t=1",
+                "c=IN",
+                "m=audio 1",
+                "a=rtpmap:²",
+            ]
+        ),
+        max_size=12,
+    )
+)
+def test_fuzz_sdp_lines(lines: list[str]) -> None:
+    with contextlib.suppress(ValueError):
+        parse_sdp("\r\n".join(lines).encode())
