@@ -85,6 +85,36 @@ def _amf_value(v: object) -> bytes:
     return b"\x02" + _amf_string(str(v))
 
 
+# Every viewer of a hub gets the same Frame objects, and each has its own muxer: convert a frame's
+# Annex-B to length-prefixed form (and its parameter sets to avcC/hvcC) once, not once per viewer.
+# Keyed by object identity; the entry holds the frame itself so the id cannot be reused while
+# cached. Bounded: lagging viewers beyond the window just convert again.
+_CACHE_SIZE = 512
+_cache: dict[int, tuple[Frame, bytes, bytes | None]] = {}
+
+
+def _converted(codec: str, frame: Frame) -> tuple[bytes, bytes | None]:
+    """(length-prefixed payload without parameter sets/AUD, decoder config if a keyframe has one)."""
+    key = id(frame)
+    hit = _cache.get(key)
+    if hit is not None and hit[0] is frame:
+        return hit[1], hit[2]
+    nals = nalmod.split_annexb(frame.data)
+    config = None
+    if frame.keyframe:
+        ps = nalmod.extract_parameter_sets(codec, nals)
+        if ps.complete(codec):
+            try:
+                config = nalmod.decoder_config(codec, ps)
+            except ValueError:
+                config = None
+    payload = nalmod.to_avcc(nalmod.strip_nals(codec, nals))
+    if len(_cache) >= _CACHE_SIZE:
+        del _cache[next(iter(_cache))]  # oldest first (dicts keep insertion order)
+    _cache[key] = (frame, payload, config)
+    return payload, config
+
+
 class FlvMuxer:
     """Frames in, FLV bytes out. `header()` first, then `tag(frame)` for every frame."""
 
@@ -141,23 +171,15 @@ class FlvMuxer:
     def _video(self, frame: Frame) -> bytes:
         codec = self.video_codec
         assert codec is not None
-        nals = nalmod.split_annexb(frame.data)
+        payload, config = _converted(codec, frame)
         out: list[bytes] = []
-        if frame.keyframe:
-            ps = nalmod.extract_parameter_sets(codec, nals)
-            if ps.complete(codec):
-                try:
-                    config = nalmod.decoder_config(codec, ps)
-                except ValueError:
-                    config = None
-                if config is not None and config != self._video_config:
-                    self._video_config = config
-                    out.append(self._video_sequence_tag(self._ms(frame.dts), config))
+        if config is not None and config != self._video_config:
+            self._video_config = config
+            out.append(self._video_sequence_tag(self._ms(frame.dts), config))
         if self._video_config is None:
             # No decoder configuration yet: a player cannot use these frames.
             self.dropped_before_keyframe += 1
             return b""
-        payload = nalmod.to_avcc(nalmod.strip_nals(codec, nals))
         if not payload:
             return b"".join(out)
         ts = self._ms(frame.dts)
