@@ -2,6 +2,7 @@ import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
 import { setUnauthorizedHandler } from '@/api'
 import { clearToken } from '@/api/token'
 import { useAuthStore } from '@/stores/auth'
+import { useEventsStore } from '@/stores/events'
 import type { Role } from '@/lib/roles'
 
 declare module 'vue-router' {
@@ -32,6 +33,7 @@ export const router = createRouter({ history: createWebHistory(), routes })
 
 setUnauthorizedHandler(() => {
   clearToken()
+  useEventsStore().disconnect()
   const auth = useAuthStore()
   auth.logout()
   const cur = router.currentRoute.value

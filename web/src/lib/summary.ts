@@ -12,6 +12,8 @@ export interface SummaryView {
   geo: { count: number; rate: number | null }
   hd: { count: number; rate: number | null }
   alarmsToday: number
+  streams: number | null
+  viewers: number | null
   /** channels with no class set (the targets only count classified points) */
   unclassified: { total: number; online: number }
 }
@@ -48,5 +50,7 @@ export function summarize(s: Record<string, any> | null | undefined): SummaryVie
     geo: { count: geoCount, rate: pct(geoCount, channels.total) },
     hd: { count: hdCount, rate: pct(hdCount, channels.total) },
     alarmsToday: num(src.alarms_today),
+    streams: src.streams_active === undefined ? null : num(src.streams_active),
+    viewers: src.viewers === undefined ? null : num(src.viewers),
   }
 }
