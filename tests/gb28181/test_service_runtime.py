@@ -30,7 +30,7 @@ async def start_sim(p, device_id=NVR, **kw):
 
 async def channel_rows(p, device_id):
     await p.flush()
-    items, total = await p.db.repo.list_channels(page=1, size=1000, device_id=device_id)
+    items, _ = await p.db.repo.list_channels(page=1, size=1000, device_id=device_id)
     return {c["channel_id"]: c for c in items}
 
 
