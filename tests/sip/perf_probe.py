@@ -22,18 +22,20 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).res
 from sip_helpers import fixture_bytes, keepalive  # noqa: E402
 
 from xueliang.sip.endpoint import Incoming, SipEndpoint  # noqa: E402
-from xueliang.sip.message import make_response, parse_message  # noqa: E402
+from xueliang.sip.message import Request, make_response, parse_message  # noqa: E402
 
 
 def codec(n: int = 50_000) -> None:
     data = fixture_bytes("sip", "05_keepalive_status_ok.txt")
+    req = parse_message(data)
+    assert isinstance(req, Request)
     for _ in range(1000):
-        make_response(parse_message(data), 200, to_tag="abc").to_bytes()
+        make_response(req, 200, to_tag="abc").to_bytes()
     best = float("inf")
     for _ in range(5):
         t0 = time.perf_counter()
         for _ in range(n):
-            make_response(parse_message(data), 200, to_tag="abc").to_bytes()
+            make_response(parse_message(data), 200, to_tag="abc").to_bytes()  # type: ignore[arg-type]
         best = min(best, (time.perf_counter() - t0) / n)
     t0 = time.perf_counter()
     for _ in range(n):
@@ -104,14 +106,13 @@ def main() -> None:
     try:
         import uvloop
 
-        runner = uvloop.run
+        uvloop.install()
         name = "uvloop"
     except ImportError:  # pragma: no cover
-        runner = asyncio.run
         name = "asyncio"
     print(f"event loop: {name}")
-    runner(endpoint_udp())
-    runner(endpoint_request())
+    asyncio.run(endpoint_udp())
+    asyncio.run(endpoint_request())
 
 
 if __name__ == "__main__":

@@ -524,7 +524,7 @@ class SipEndpoint:
             inc.respond(481)
             return
         inc.respond(200)
-        if not inv.final_sent:
+        if not inv.final_sent and inv.request is not None:
             resp = make_response(inv.request, 487, to_tag=inv.request.to_tag or new_tag())
             inv.respond(resp, now)
 

@@ -135,12 +135,11 @@ def make_cancel(invite: Request) -> Request:
 
 
 class _Transaction:
-    __slots__ = ("__weakref__", "invite", "key", "layer", "reliable", "request", "state", "target", "timers")
+    __slots__ = ("__weakref__", "invite", "key", "layer", "reliable", "state", "target", "timers")
 
     def __init__(self, layer: TransactionLayer, key: str, request: Request, target: Any, reliable: bool) -> None:
         self.layer = layer
         self.key = key
-        self.request = request
         self.target = target
         self.reliable = reliable
         self.invite = request.method == "INVITE"
@@ -171,11 +170,12 @@ class ClientTransaction(_Transaction):
     """UAC transaction.  ``on_response`` gets provisional responses, the final one and (INVITE)
     further 2xx in the Accepted state; ``on_timeout`` is called once on Timer B/F."""
 
-    __slots__ = ("_ack", "_data", "_interval", "final", "on_response", "on_timeout")
+    __slots__ = ("_ack", "_data", "_interval", "final", "on_response", "on_timeout", "request")
 
     def __init__(self, layer: TransactionLayer, key: str, request: Request, target: Any, reliable: bool,
                  on_response: Callable[[Response], None], on_timeout: Callable[[], None]) -> None:
         super().__init__(layer, key, request, target, reliable)
+        self.request = request
         self.on_response = on_response
         self.on_timeout = on_timeout
         self.final: Response | None = None
@@ -264,10 +264,14 @@ class ServerTransaction(_Transaction):
     """UAS transaction.  The TU answers with :meth:`respond`; retransmitted requests are answered
     from ``last_response`` without reaching the TU."""
 
-    __slots__ = ("_ack_key", "_interval", "last_response", "last_status", "on_ack_timeout")
+    __slots__ = ("_ack_key", "_interval", "last_response", "last_status", "on_ack_timeout", "request")
 
     def __init__(self, layer: TransactionLayer, key: str, request: Request, target: Any, reliable: bool) -> None:
         super().__init__(layer, key, request, target, reliable)
+        # Kept while the TU may still need it; a non-INVITE transaction drops it with its final
+        # response (it lingers 32 s for retransmissions and, at thousands of keepalives a
+        # second, the parsed requests would otherwise dominate memory and GC work).
+        self.request: Request | None = request
         self.state = PROCEEDING if self.invite else TRYING
         self.last_response: bytes | None = None
         self.last_status = 0
@@ -303,6 +307,7 @@ class ServerTransaction(_Transaction):
             return True
         if not self.invite:
             self.state = COMPLETED
+            self.request = None
             if self.reliable:
                 self.terminate()
             else:
@@ -311,6 +316,7 @@ class ServerTransaction(_Transaction):
         if code < 300:
             self.state = ACCEPTED
             req = self.request
+            assert req is not None
             self._ack_key = f"{req.call_id}|{req.cseq[0]}"
             lay._ack_waiters[self._ack_key] = self
             if not self.reliable:
