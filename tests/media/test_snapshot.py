@@ -54,3 +54,14 @@ def test_store_snapshot(tmp_path: Path) -> None:
     assert p.parent.name == "34020000001320000001"
     assert p.name == "34020000001320000001_20260102T030405.678Z.jpg"
     assert snapshot_name("../evil", when).startswith("evil_")
+
+
+@pytest.mark.parametrize("codec", ["h264", "h265"])
+async def test_snapshot_of_simulator_video(codec: str) -> None:
+    """The simulator's test video (moving pattern + clock) snapshots to its own size."""
+    from xueliang.media.testvideo import make_test_video
+
+    frames = make_test_video(codec, 640, 360, 25, seconds=1)
+    jpeg = await snapshot_jpeg(frames[:1], codec)
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert img.shape == (360, 640, 3) and float(img.std()) > 10
