@@ -324,3 +324,37 @@ def test_under_uvloop(mode: str) -> None:
     assert len(got) >= 5 and got[0].keyframe
     assert _decode(got, "h264") >= len(got) - 1
     assert bool(closed) == (mode != "udp")
+
+
+async def test_udp_loss_and_reordering() -> None:
+    """Reordered packets are put back in order; a lost packet costs its frame, never a garbage frame."""
+    got: list[Frame] = []
+    ing = RtpIngest(on_frame=got.append, reorder_window=8)
+    await ing.start_udp(HOST, 0)
+    frames = make_test_video("h264", 320, 180, 25, 2)[:30]
+    mux = PsMuxer("h264")
+    packets: list[bytes] = []
+    seq = 0
+    for f in frames:
+        pk, seq = packetize(mux.mux(f), seq=seq, ts=f.pts, ssrc=1, mtu=400)
+        packets += pk
+    lost_at = len(packets) // 3
+    order = list(range(len(packets)))
+    del order[lost_at]                                       # one packet lost
+    order[10], order[11] = order[11], order[10]              # two swapped
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for k, i in enumerate(order):
+            tx.sendto(packets[i], (HOST, ing.port))
+            if k % 10 == 9:
+                await asyncio.sleep(0.002)
+        assert await _wait(lambda: ing.stats()["packets"] >= len(order))
+    finally:
+        tx.close()
+    await ing.close()
+    st = ing.stats()
+    assert st["lost"] == 1 and st["reordered"] >= 1
+    by_pts = {f.pts: f for f in frames}
+    assert all(f.data == by_pts[f.pts].data for f in got)   # only intact frames
+    assert len(frames) - 2 <= len(got) < len(frames)
+    assert st["demux"]["damaged_frames"] == 1

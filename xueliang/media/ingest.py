@@ -201,8 +201,15 @@ class RtpIngest:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
             self._server = None
-        # deliver what the demuxer still holds: the last frame is complete when the stream ends
-        self._deliver(self.demux.flush())
+        # deliver what is still held: packets waiting behind a gap, then the demuxer's last frame
+        try:
+            for run in self._reorder.flush_gaps():
+                self.demux.discontinuity()
+                for p in run:
+                    self._deliver(self._feed(p.payload, p.marker))
+            self._deliver(self.demux.flush())
+        except Exception:
+            self._callback_error()
         await asyncio.sleep(0)  # let transports finish closing
 
     # -- statistics -------------------------------------------------------------------------------
@@ -271,7 +278,12 @@ class RtpIngest:
         if pkt.ts != self._last_ts:
             self._new_timestamp(pkt.ts)
         try:
-            for p in self._reorder.push(pkt):
+            r = self._reorder
+            lost = r.lost + r.resets
+            ready = r.push(pkt)
+            if r.lost + r.resets != lost:
+                self.demux.discontinuity()   # a gap was given up: resync instead of gluing garbage
+            for p in ready:
                 frames = self._feed(p.payload, p.marker)
                 if frames:
                     self._deliver(frames)
@@ -309,6 +321,7 @@ class RtpIngest:
             d = (seq - exp) & 0xFFFF
             if d < 0x8000:
                 self.tcp_lost += d  # the device dropped them before sending (TCP itself loses nothing)
+                self.demux.discontinuity()
             else:
                 self.tcp_reordered += 1
         self._tcp_seq = (seq + 1) & 0xFFFF

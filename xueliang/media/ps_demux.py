@@ -172,6 +172,8 @@ class PsDemuxer:
         self._marker_flushed = False
         self._guessed = False
         self._min_delta: int | None = None          # smallest PTS step between access units seen
+        self._need_pts = False                      # after a loss: skip video PES until one has a PTS
+        self._skipped_pes = 0
         # counters (see `stats`)
         self.packs = 0
         self.psm_count = 0
@@ -184,7 +186,7 @@ class PsDemuxer:
         self.bad_headers = 0
         self.dropped_frames = 0
         self.marker_lies = 0
-        self.bytes_in = 0
+        self.damaged_frames = 0
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -198,9 +200,13 @@ class PsDemuxer:
         return self._feed_slow(payload, marker)
 
     def flush(self) -> list[Frame]:
-        """End of stream: emit the access unit in progress (an unfinished audio PES is dropped)."""
+        """End of stream: emit the access unit in progress unless it is visibly cut short (a PES
+        with bytes missing; an unfinished audio PES is dropped too)."""
         out: list[Frame] = []
-        if self._unbounded and self._pending:
+        if self._remaining and self._kind == 1:  # the stream stopped inside a video PES: damaged
+            self._vparts = []
+            self.damaged_frames += 1
+        if self._unbounded and self._pending and self._kind == 1:
             self._vparts.append(self._pending)
         self._pending = b""
         self._unbounded = False
@@ -221,6 +227,19 @@ class PsDemuxer:
         self._vparts = []
         self._vpts = None
         self._aparts = []
+        self._marker_flushed = False
+        self._need_pts = True
+
+    def discontinuity(self) -> None:
+        """Packets were lost: drop the damaged frame and resynchronise on the next PS start code.
+
+        Without this a PES whose middle is missing would swallow the next headers as body bytes and
+        hand out a frame of garbage; instead the partial frame is counted in `damaged_frames` and video
+        PES without a PTS (the rest of that frame) are skipped until a new frame starts.
+        """
+        if self._vparts or self._remaining or self._unbounded or self._pending:
+            self.damaged_frames += 1
+        self.reset()
 
     @property
     def stats(self) -> dict[str, int]:
@@ -229,6 +248,7 @@ class PsDemuxer:
             "video_frames": self.video_frames, "audio_frames": self.audio_frames, "keyframes": self.keyframes,
             "skipped_bytes": self.skipped_bytes, "resyncs": self.resyncs, "bad_headers": self.bad_headers,
             "dropped_frames": self.dropped_frames, "marker_lies": self.marker_lies,
+            "damaged_frames": self.damaged_frames,
         }
 
     # -- slow path --------------------------------------------------------------------------------
@@ -269,7 +289,7 @@ class PsDemuxer:
         if self._unbounded:
             # the packet end is the frame end: trailing zero bytes held back belong to it. The PES
             # stays open: if the marker was right, the next payload starts with a PS start code.
-            if self._pending:
+            if self._pending and self._kind == 1:
                 self._vparts.append(self._pending)
                 self._pending = b""
         elif self._remaining or self._pending:
@@ -297,13 +317,14 @@ class PsDemuxer:
                 self._append = _discard
                 self._kind = 0
                 return i if j < 0 else j
+        keep_data = self._kind == 1   # 0: the rest of a damaged frame, scanned but not kept
         pos = i
         while True:
             j = data.find(_START, pos)
             if j < 0 or j + 3 >= n:
                 break
             if data[j + 3] >= 0xB9:
-                if j > i:
+                if j > i and keep_data:
                     self._vparts.append(mv[i:j])
                 self._unbounded = False
                 self._append = _discard
@@ -312,7 +333,7 @@ class PsDemuxer:
             pos = j + 3
         keep = 3 if data.endswith(_START) else 2 if data.endswith(b"\x00\x00") else 1 if data.endswith(b"\x00") else 0
         keep = min(keep, n - i)
-        if n - keep > i:
+        if n - keep > i and keep_data:
             self._vparts.append(mv[i : n - keep])
         if keep:
             self._pending = data[n - keep :]
@@ -454,6 +475,15 @@ class PsDemuxer:
                    dts: int | None, out: list[Frame]) -> int:
         """Start (or continue) the video access unit for a new PES; returns body bytes consumed."""
         used = 0
+        if pts is None and self._need_pts:
+            self._skipped_pes += 1
+            if self._skipped_pes <= 64:  # a device that never sends PTS must not be muted for good
+                self.skipped_bytes += limit - start
+                self._append = _discard  # the rest of a frame whose beginning was lost
+                self._kind = 0
+                return 0
+        self._need_pts = False
+        self._skipped_pes = 0
         if pts is None:
             if self._marker_flushed and not self._vparts:
                 self._use_marker = False  # the marker ended a frame that was not finished

@@ -147,6 +147,14 @@ class Reorderer:
             out.extend(self._give_up_gap())
         return out
 
+    def flush_gaps(self) -> list[list[RtpPacket]]:
+        """Like `flush`, but one run of consecutive packets per given-up gap, so a consumer can mark
+        each discontinuity (the PS demuxer must resynchronise after every gap)."""
+        runs: list[list[RtpPacket]] = []
+        while self._pending:
+            runs.append(self._give_up_gap())
+        return runs
+
     def _drain(self, out: list[RtpPacket]) -> None:
         pending = self._pending
         exp = self._expected
