@@ -343,3 +343,16 @@ async def test_prebuilt_response_bytes(client: SipEndpoint) -> None:
         assert resp.status == 200 and resp.to_tag == "pre"
     finally:
         await ep.close()
+
+
+async def test_tcp_connect_refused(client: SipEndpoint) -> None:
+    from xueliang.sip.endpoint import SipTransportError
+
+    silent = await raw_udp()  # a port with no TCP listener
+    try:
+        with pytest.raises(SipTransportError):
+            await client.request(keepalive(), ("127.0.0.1", silent.port), transport="tcp")
+        assert client.stats["connect_errors"] == 1
+    finally:
+        assert silent.transport is not None
+        silent.transport.close()

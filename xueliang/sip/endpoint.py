@@ -191,7 +191,7 @@ class SipEndpoint:
         self._stats: dict[str, int] = dict.fromkeys(
             ("received", "sent", "parse_errors", "bad_requests_answered", "retransmissions", "timeouts",
              "handler_errors", "send_errors", "transport_errors", "tcp_connections", "late_responses",
-             "ack_resent", "internal_errors"), 0)
+             "ack_resent", "internal_errors", "connect_errors"), 0)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, host: str, port: int, *, udp: bool = True, tcp: bool = True) -> None:
@@ -359,7 +359,11 @@ class SipEndpoint:
         fut: asyncio.Future[_TcpConnection] = loop.create_future()
         self._connecting[dest] = fut
         try:
-            _, proto = await loop.create_connection(lambda: _TcpConnection(self), dest[0], dest[1])
+            try:
+                _, proto = await loop.create_connection(lambda: _TcpConnection(self), dest[0], dest[1])
+            except OSError as exc:
+                self._stats["connect_errors"] += 1
+                raise SipTransportError(f"cannot connect to {dest}: {exc}") from exc
             self._register_conn(dest, proto)
             fut.set_result(proto)
             return proto
@@ -397,8 +401,9 @@ class SipEndpoint:
                       on_provisional: Callable[[Response], None] | None = None) -> Response:
         """Send ``req`` in a client transaction and return the final response.
 
-        Raises SipTimeout when none arrives within ``timeout`` (or Timer B/F), ConnectionError
-        when a TCP connection cannot be made.
+        Raises SipTimeout when none arrives within ``timeout`` (or Timer B/F); SipTransportError
+        (a SipError and ConnectionError) when a TCP connection cannot be made or drops while
+        the request waits.
         """
         loop = asyncio.get_running_loop()
         transport = transport.lower()
