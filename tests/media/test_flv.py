@@ -128,3 +128,15 @@ def test_rejects_unknown_codecs() -> None:
         FlvMuxer("vp9")
     with pytest.raises(ValueError):
         FlvMuxer("h264", "opus")
+
+
+def test_extended_timestamp_after_4_6_hours() -> None:
+    frames = make_frames("h264", 320, 240, count=2, gop=25)
+    mux = FlvMuxer("h264")
+    mux.tag(frames[0])
+    late = frames[1]
+    hours = 5 * 3600 * 90000
+    out = mux.tag(Frame("h264", late.pts + hours, late.dts + hours, late.data, False))
+    tags = _tags(mux.header() + out)
+    want = (late.dts + hours - frames[0].dts) // 90
+    assert want > 0xFFFFFF and tags[0][1] == want

@@ -165,3 +165,15 @@ async def test_remove_viewer_and_batch_get() -> None:
     v.close()
     assert await v.get() is None
     assert changes == [1, 0]
+
+
+async def test_rate_stats() -> None:
+    frames = _video(30)
+    hub = StreamHub("s11")
+    for f in frames[:25]:
+        hub.push(f)
+    await asyncio.sleep(1.05)
+    hub.push(frames[25])
+    st = hub.stats()
+    assert 15 < st["fps"] < 27
+    assert st["bitrate"] > 0 and st["bytes"] == sum(len(f.data) for f in frames[:26])
