@@ -81,6 +81,8 @@ async def test_live_play_every_transport(codec: str, settings_factory: Callable[
                 play = r.json()
                 assert play["transport"] == transport and play["video_codec"] == codec
                 assert (play["width"], play["height"]) == (640, 360)
+                ch = (await client.get(f"/api/v1/channels/{cam}", headers=auth)).json()
+                assert ch["resolution"] == "640x360", ch  # learnt from the stream for the HD-rate report
                 # A second viewer gets the running stream at once.
                 t1 = time.perf_counter()
                 r2 = await client.post(f"/api/v1/channels/{cam}/play", json={}, headers=auth)

@@ -164,6 +164,7 @@ class MediaService:
             raise
         self.counters["plays"] += 1
         sess.idle_since = time.monotonic()
+        await self._learn_resolution(sess, channel)
         self.events.publish("stream.start", stream_id=stream_id, channel_id=channel_id,
                             transport=sess.transport, user=user)
         return sess
@@ -243,6 +244,17 @@ class MediaService:
         return await snapshot_jpeg([f for f in frames if f.codec == codec][-1:], codec)
 
     # ---- internals -----------------------------------------------------------------------
+
+    async def _learn_resolution(self, sess: PlaySession, channel: dict[str, Any]) -> None:
+        """Record the resolution the stream really has: the HD-rate report counts it, not the catalog."""
+        if not (sess.width and sess.height):
+            return
+        res = f"{sess.width}x{sess.height}"
+        if channel.get("resolution") != res:
+            try:
+                await self.db.repo.update_channel(sess.channel_id, {"resolution": res}, sess.device_id or None)
+            except Exception as exc:  # a report field must never break playing
+                log.warning("could not store resolution of %s: %s", sess.channel_id, exc)
 
     def _choose_transport(self, channel: dict[str, Any], requested: str | None) -> str:
         default = channel.get("stream_transport") or self.settings.default_stream_transport
