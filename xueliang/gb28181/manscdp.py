@@ -139,9 +139,10 @@ def _to_text(body: bytes) -> tuple[str, str]:
 
 
 def _local(tag: Any) -> str | None:
-    if not isinstance(tag, str):
+    if tag.__class__ is not str:
         return None  # comment / PI / entity
-    return tag.rsplit("}", 1)[-1]
+    i = tag.rfind("}")
+    return tag if i < 0 else tag[i + 1:]
 
 
 def _text(el: Any) -> str:
@@ -151,19 +152,21 @@ def _text(el: Any) -> str:
 def _is_list(el: Any, name: str) -> bool:
     if name in LIST_CONTAINERS or "Num" in el.attrib:
         return True
+    if not name.endswith("List"):
+        return False
     kids = [c for c in el if _local(c.tag)]
-    return bool(kids) and name.endswith("List") and all(_local(c.tag) == "Item" for c in kids)
+    return bool(kids) and all(_local(c.tag) == "Item" for c in kids)
 
 
 def _convert(el: Any, depth: int) -> Any:
+    # Catalog pages are the bulk of what we decode (500,000 channels): leaves take the short path.
     if depth > MAX_DEPTH:
         raise ManscdpError(f"XML nested deeper than {MAX_DEPTH}")
-    kids = [c for c in el if _local(c.tag)]
-    if not kids:
+    if not len(el):
         return _text(el)
     out: dict[str, Any] = {}
-    _fill(out, kids, depth)
-    return out
+    _fill(out, el, depth)
+    return out if out else _text(el)  # children were only comments / PIs
 
 
 def _item(el: Any, depth: int) -> dict[str, Any]:
@@ -181,14 +184,23 @@ def _fill(out: dict[str, Any], kids: Iterable[Any], depth: int) -> None:
         if name is None:
             continue
         value: Any
+        if not len(c) and not c.attrib and name not in LIST_CONTAINERS:
+            # Leaf fast path (most of a catalog page): same result as the general path below.
+            value = (c.text or "").strip()
+            if name not in out:
+                out[name] = value
+            else:
+                out.setdefault(f"{name}@all", [out[name]]).append(value)
+            continue
         if _is_list(c, name):
             value = [_item(i, depth + 2) for i in c if _local(i.tag)]
             if "Num" in c.attrib:
                 out[f"{name}@Num"] = c.attrib["Num"]
         else:
             value = _convert(c, depth + 1)
-            for k, a in c.attrib.items():
-                out.setdefault(f"{name}@{_local(k)}", a)
+            if c.attrib:
+                for k, a in c.attrib.items():
+                    out.setdefault(f"{name}@{_local(k)}", a)
         if name not in out:
             out[name] = value
         elif isinstance(out[name], list) and isinstance(value, list):
