@@ -20,6 +20,7 @@ import pytest
 from _frames import make_frames
 
 from xueliang.media.flv import FlvMuxer
+from xueliang.media.fmp4 import Fmp4Muxer
 from xueliang.media.frame import Frame
 from xueliang.media.hub import StreamHub
 from xueliang.media.transcode import Transcoder
@@ -105,7 +106,8 @@ async def _serve_flv(hub: StreamHub, writer: asyncio.StreamWriter) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _server(hub: StreamHub, script: Path) -> AsyncIterator[int]:
+async def _server(hub: StreamHub, script: Path, extra: dict[str, tuple[bytes, bytes]] | None = None,
+                  ) -> AsyncIterator[int]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -114,6 +116,8 @@ async def _server(hub: StreamHub, script: Path) -> AsyncIterator[int]:
                 body, ctype = PAGE, b"text/html; charset=utf-8"
             elif path == "/mpegts.js":
                 body, ctype = script.read_bytes(), b"application/javascript"
+            elif extra and path in extra:
+                body, ctype = extra[path]
             elif path.startswith("/live.flv"):
                 await _serve_flv(hub, writer)
                 return
@@ -135,6 +139,50 @@ async def _server(hub: StreamHub, script: Path) -> AsyncIterator[int]:
         server.close()
 
 
+MSE_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"></head><body>
+<video id="v" muted autoplay playsinline></video>
+<script>
+window.errors = [];
+const MIME = '%s';
+window.typeSupported = MediaSource.isTypeSupported(MIME);
+const v = document.getElementById("v");
+const ms = new MediaSource();
+v.src = URL.createObjectURL(ms);
+ms.addEventListener("sourceopen", async () => {
+  try {
+    const sb = ms.addSourceBuffer(MIME);
+    const data = await (await fetch("/clip.mp4")).arrayBuffer();
+    sb.addEventListener("updateend", () => { ms.endOfStream(); v.play().catch(e => window.errors.push("play " + e)); });
+    sb.addEventListener("error", () => window.errors.push("sourcebuffer error"));
+    sb.appendBuffer(data);
+  } catch (e) { window.errors.push(String(e)); }
+});
+v.addEventListener("error", () => window.errors.push("video error " + (v.error && v.error.message)));
+</script></body></html>
+"""
+
+
+async def test_fmp4_fragments_play_in_chromium_mse(mpegts_js: Path, chromium: str) -> None:
+    """Init segment + one moof/mdat per frame (the WebSocket fMP4 mode) through MediaSource."""
+    frames = make_frames("h264", 640, 360, count=100, gop=25)
+    mux = Fmp4Muxer("h264", 640, 360)
+    mux.update_parameter_sets(frames[0])
+    clip = mux.init_segment() + b"".join(
+        mux.fragment([f], next_dts=frames[i + 1].dts if i + 1 < len(frames) else None)
+        for i, f in enumerate(frames))
+    page = (MSE_PAGE % mux.mime_type.replace("'", "")).encode()
+    hub = StreamHub("unused")
+    extra = {"/mse": (page, b"text/html; charset=utf-8"), "/clip.mp4": (clip, b"video/mp4")}
+    async with _server(hub, mpegts_js, extra) as port:
+        state = await _play(f"http://127.0.0.1:{port}/mse", chromium)
+    assert state["typeSupported"] is True, state  # our RFC 6381 codec string is accepted
+    assert not state["errors"], state
+    assert float(state["t"]) > 1.0, state  # type: ignore[arg-type]
+    assert int(state["frames"]) > 10, state  # type: ignore[arg-type]
+    assert (state["w"], state["h"]) == (640, 360)
+
+
 async def _play(url: str, chromium: str) -> dict[str, object]:
     from playwright.async_api import async_playwright
 
@@ -152,7 +200,8 @@ async def _play(url: str, chromium: str) -> dict[str, object]:
                     """() => { const v = document.getElementById('v');
                        const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : {};
                        return {t: v.currentTime, frames: q.totalVideoFrames || 0, w: v.videoWidth,
-                               h: v.videoHeight, errors: window.errors, hevcMse: window.hevcMse}; }""")
+                               h: v.videoHeight, errors: window.errors, hevcMse: window.hevcMse,
+                               typeSupported: window.typeSupported}; }""")
                 if float(state["t"]) > 1.5 and int(state["frames"]) > 10:  # type: ignore[arg-type]
                     break
                 await asyncio.sleep(0.2)
