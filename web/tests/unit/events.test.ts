@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
 import { useEventsStore, type PlatformEvent } from '@/stores/events'
 
@@ -22,6 +22,7 @@ describe('event stream store', () => {
 
   it('ignores malformed frames and survives a throwing handler', () => {
     const s = useEventsStore()
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => {})
     let calls = 0
     s.on('alarm', () => { calls++; throw new Error('handler bug') })
     s.on('alarm', () => { calls++ })
@@ -29,6 +30,8 @@ describe('event stream store', () => {
     s.dispatch(JSON.stringify({ type: 'alarm', at: 1, data: {} }))
     expect(calls).toBe(2)
     expect(s.received).toBe(1)
+    expect(logged).toHaveBeenCalledTimes(1)
+    logged.mockRestore()
   })
 
   it('a named SSE event without an envelope takes its type from the event name', () => {
