@@ -290,3 +290,23 @@ async def test_keepalive_path_does_not_write(platform, raw_ua):
         assert (await ua.send(ua.request("MESSAGE", body=keepalive_body(IPC)))).status == 200
     assert p.db.writer.stats["ops"] == ops
     await asyncio.sleep(0)
+
+
+async def test_fast_keepalive_answer_is_a_complete_response(platform, raw_ua):
+    """The pre-built 200 must be a full message (blank line included) with the request's headers."""
+    import socket
+
+    p = await platform()
+    p.gb.auto_query = False
+    ua = await raw_ua(IPC, p.address)
+    await ua.register()
+    req = ua.request("MESSAGE", body=keepalive_body(IPC))
+    req.headers.insert_first("Via", "SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bK-fast-1;rport")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.setblocking(False)
+        s.sendto(req.to_bytes(), p.address)
+        data, _ = await asyncio.wait_for(asyncio.get_running_loop().sock_recvfrom(s, 65535), 2.0)
+    assert data.startswith(b"SIP/2.0 200 OK\r\n") and data.endswith(b"Content-Length: 0\r\n\r\n")
+    assert b"rport=" in data and b"received=127.0.0.1" in data
+    assert f";tag={p.gb.tag}".encode() in data and b"CSeq: " in data and b"Call-ID: " in data

@@ -197,7 +197,7 @@ class CatalogManager:
                 upserts.append({"channel_id": cid, "status": "offline", "deleted": True,
                                 "deleted_at": now.isoformat()})
                 self._status(device_id, cid, "offline", now, "deleted")
-                self.svc.channel_map.pop(cid, None)
+                self.svc.forget_channel(device_id, cid)
             elif event in ("ON", "OFF", "VLOST", "DEFECT"):
                 status = "online" if event == "ON" else "offline"
                 self._status(device_id, cid, status, now, event.lower())
@@ -224,10 +224,10 @@ class CatalogManager:
         return rows
 
     def _store(self, device_id: str, rows: list[dict[str, Any]]) -> None:
-        cmap = self.svc.channel_map
+        remember = self.svc.remember_channel
         for r in rows:
             if not r.get("deleted"):
-                cmap[r["channel_id"]] = device_id
+                remember(device_id, r["channel_id"])
         self.svc.writer.upsert_channels(device_id, rows)
         self.svc.stats["catalog_items"] += len(rows)
 
