@@ -197,6 +197,14 @@ class PsDemuxer:
             self._append(payload)
             self._remaining -= n
             return []
+        if self._unbounded and not marker and self._kind == 1 and not self._pending and not self._marker_flushed:
+            # the middle of a length-0 video PES: one scan; no start code and no possible split
+            # start code at the end means the whole payload is frame data
+            data = payload if type(payload) is bytes else bytes(payload)
+            if n and data[-1] and data.find(_START) < 0:
+                self._vparts.append(data)
+                return []
+            return self._feed_slow(data, marker)
         return self._feed_slow(payload, marker)
 
     def flush(self) -> list[Frame]:
