@@ -403,3 +403,24 @@ def test_packet_loss_never_yields_garbage(codec: str, drops: list[int], use_mark
     for f in out:
         assert f.pts in originals and f.data == originals[f.pts].data   # damaged frames are dropped, never emitted
     assert len(out) >= len(frames) - 3 * len(lost) - 1
+
+
+def test_endless_pes_is_bounded() -> None:
+    """A length-0 video PES that never ends (no next start code) must not grow memory forever."""
+    d = PsDemuxer()
+    d.feed(pack_header(0, 1000) + PsMuxer("h264").psm() + _pes_len0(0xE0, b"\x00\x00\x00\x01\x65", 0))
+    chunk = b"\x11" * 1400
+    for _ in range(20000):
+        assert d.feed(chunk) == []
+    assert d.dropped_frames >= 1 and len(d._vparts) <= 16385
+
+
+def test_reorderer_flush_gaps() -> None:
+    from xueliang.media.rtp import Reorderer, parse_rtp, rtp_header
+
+    r = Reorderer(window=16)
+    for s in (1, 3, 4, 7):
+        r.push(parse_rtp(rtp_header(s, 0, 1) + b"x"))  # type: ignore[arg-type]
+    runs = r.flush_gaps()
+    assert [[p.seq for p in run] for run in runs] == [[3, 4], [7]]
+    assert r.lost == 3

@@ -203,6 +203,8 @@ class PsDemuxer:
             data = payload if type(payload) is bytes else bytes(payload)
             if n and data[-1] and data.find(_START) < 0:
                 self._vparts.append(data)
+                if len(self._vparts) > _MAX_AU_PARTS:
+                    self._drop_video()
                 return []
             return self._feed_slow(data, marker)
         return self._feed_slow(payload, marker)
