@@ -414,13 +414,3 @@ def test_endless_pes_is_bounded() -> None:
         assert d.feed(chunk) == []
     assert d.dropped_frames >= 1 and len(d._vparts) <= 16385
 
-
-def test_reorderer_flush_gaps() -> None:
-    from xueliang.media.rtp import Reorderer, parse_rtp, rtp_header
-
-    r = Reorderer(window=16)
-    for s in (1, 3, 4, 7):
-        r.push(parse_rtp(rtp_header(s, 0, 1) + b"x"))  # type: ignore[arg-type]
-    runs = r.flush_gaps()
-    assert [[p.seq for p in run] for run in runs] == [[3, 4], [7]]
-    assert r.lost == 3

@@ -207,3 +207,12 @@ def test_framer_returns_views_that_stay_valid() -> None:
     views = f.feed(frame_rfc4571([_pkt(1, b"abc")]))
     f.feed(frame_rfc4571([_pkt(2, b"def")]))
     assert bytes(views[0]).endswith(b"abc")
+
+
+def test_reorderer_flush_gaps() -> None:
+    r = Reorderer(window=16)
+    for s in (1, 3, 4, 7):
+        r.push(parse_rtp(rtp_header(s, 0, 1) + b"x"))  # type: ignore[arg-type]
+    runs = r.flush_gaps()
+    assert [[p.seq for p in run] for run in runs] == [[3, 4], [7]]
+    assert r.lost == 3
