@@ -258,6 +258,18 @@ async def test_console_end_to_end(page: Any, platform_url: str) -> None:
     assert abs(stored["longitude"] - body["longitude"]) < 1e-6
     await page.click("[data-test=map-edit]")
 
+    # a single camera's popup plays it in a dialog
+    single = page.locator(".leaflet-marker-pane .xl-pt").first
+    await single.wait_for(timeout=10000)
+    await single.click()
+    await page.click(".leaflet-popup [data-test=map-play]")
+    dialog_video = ".xl-player-dialog video"
+    await page.wait_for_selector(dialog_video, timeout=10000)
+    await page.wait_for_function(f"() => document.querySelector('{dialog_video}').currentTime > 0.3", timeout=20000)
+    await page.screenshot(path=str(SHOTS / "03b-map-player.png"))
+    await page.keyboard.press("Escape")
+    await page.locator(dialog_video).wait_for(state="detached", timeout=5000)
+
     # language: default zh-CN, switch to English
     nav_live = page.locator("[data-test=nav-live]")
     assert "实时预览" in await nav_live.inner_text()
