@@ -406,20 +406,19 @@ def parse_message(data: bytes, *, max_message: int = MAX_MESSAGE, datagram: bool
     if data[:1] in (b"\r", b"\n"):
         start = n - len(data.lstrip(b"\r\n"))
     hend = data.find(b"\r\n\r\n", start)
-    if hend >= 0:
-        bstart = hend + 4
-        # a bare-LF blank line earlier in the head wins (LF LF, or LF CRLF)
-        if data.find(b"\n\n", start, hend) >= 0 or data.find(b"\n\r\n", start, hend) >= 0:
-            hend, bstart = _find_blank_line(data, start)
-    else:
+    bstart = hend + 4
+    head = data[start:hend]
+    bare_lf = hend < 0 or head.count(b"\n") != head.count(b"\r\n")
+    if bare_lf:
+        # some line ends in a bare LF: the blank line may be LF LF or LF CRLF, earlier on
         hend, bstart = _find_blank_line(data, start)
         if hend < 0:
             hend = bstart = n
+        head = data[start:hend]
     if start >= hend:
         raise SipParseError("empty message", 400)
-    head = data[start:hend]
     text = head.decode("utf-8", "surrogateescape")
-    if head.count(b"\n") != head.count(b"\r\n"):
+    if bare_lf:
         text = text.replace("\r\n", "\n").replace("\n", "\r\n")   # bare LF tolerated
     if "\n " in text or "\n\t" in text:
         text = _FOLD_RE.sub(" ", text)   # header folding: continuation lines join the previous one
@@ -433,7 +432,7 @@ def parse_message(data: bytes, *, max_message: int = MAX_MESSAGE, datagram: bool
     msg: Request | Response
     method = ""
     deferred: SipParseError | None = None  # start-line error raised once the headers are known
-    if first[:4].upper() == "SIP/":
+    if first[:1] in ("S", "s") and first[:4].upper() == "SIP/":
         parts = first.split(" ", 2)
         if len(parts) < 2:
             raise SipParseError("malformed status line", 400)
