@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from _store_data import NVR, cam
 from sqlalchemy import event, select, text, update
 
@@ -199,3 +200,32 @@ async def test_flush_covers_everything_enqueued_before_it(db: Database) -> None:
     _, n = await db.repo.list_audit(page=1, size=1)
     assert n == 10 * 130 + 10 * 120
     assert await db.repo.verify_audit_chain() == (True, None)
+
+
+async def test_connection_loss_loses_nothing(db: Database) -> None:
+    """PostgreSQL kills the writer's connections mid-ingest (as a restart or failover would): every row lands."""
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL only: needs server-side connection termination")
+    import asyncpg
+
+    w = db.writer
+    rows = [cam(i) for i in range(60_000)]
+    w.upsert_channels(NVR, rows)
+    w.audit("admin", "bulk", "catalog")
+    url = db.async_url.replace("postgresql+asyncpg://", "postgresql://")
+    killer = await asyncpg.connect(url)
+    killed = 0
+    try:
+        for _ in range(6):
+            await asyncio.sleep(0.15)
+            killed += len(await killer.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    finally:
+        await killer.close()
+    await asyncio.wait_for(w.flush(), 60)
+    _, total = await db.repo.list_channels(size=1)
+    assert total == 60_000
+    assert w.stats["rows_failed"] == 0
+    assert await db.repo.verify_audit_chain() == (True, None)
+    assert killed >= 1

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import JSON, Table, bindparam, case, func, insert, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from xueliang.store.models import Alarm, AuditLog, Channel, Device, Position, StatusEvent, UTCDateTime, utcnow
@@ -90,7 +91,7 @@ class BatchWriter:
         self._audit_head = GENESIS_HASH
         self._stmt_cache: dict[Any, Any] = {}
         self.stats: dict[str, int] = {"ops": 0, "rows": 0, "batches": 0, "batch_failures": 0,
-                                      "rows_failed": 0}
+                                      "rows_failed": 0, "retries": 0}
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -470,16 +471,27 @@ class BatchWriter:
         if not groups:
             return
         self.stats["batches"] += 1
-        try:
-            async with self.engine.begin() as conn:
+        delay = 0.1
+        while True:
+            try:
+                async with self.engine.begin() as conn:
+                    for g in groups:
+                        await g.run(conn, g.rows)
+                break
+            except Exception as exc:
+                self.stats["batch_failures"] += 1
+                if _transient(exc) and not self._closing:
+                    # the database is away (restart, failover, lock): keep the batch and try again; producers
+                    # keep enqueueing meanwhile, nothing is lost unless the process stops
+                    self.stats["retries"] = self.stats.get("retries", 0) + 1
+                    log.warning("writer: database unavailable (%s); retrying batch in %.1f s", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                log.warning("writer: batch of %d groups failed (%s); retrying group by group", len(groups), exc)
                 for g in groups:
-                    await g.run(conn, g.rows)
-        except Exception as exc:
-            self.stats["batch_failures"] += 1
-            log.warning("writer: batch of %d groups failed (%s); retrying group by group", len(groups), exc)
-            for g in groups:
-                await self._run_group_safely(g)
-            return
+                    await self._run_group_safely(g)
+                return
         for g in groups:
             self.stats["rows"] += len(g.rows)
             if g.committed is not None:
@@ -541,6 +553,19 @@ def _converter(type_: Any, dialect: str) -> Callable[[Any], Any] | None:
     if isinstance(type_, JSON | JSONB):
         return _json
     return None
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors that say the database is unreachable or busy, not that the rows are bad."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OSError | ConnectionError | TimeoutError | InterfaceError):
+        return True
+    if isinstance(exc, OperationalError):
+        text = str(exc).lower()
+        return any(w in text for w in ("locked", "busy", "connect", "closed", "terminat", "shutdown",
+                                       "timeout", "reset"))
+    return False
 
 
 def _by_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
