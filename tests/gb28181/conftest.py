@@ -126,6 +126,7 @@ class RawUa:
         self.device_id = device_id
         self.server = server
         self.received: list[Incoming] = []
+        self.answer: dict[str, int] = {}   # method -> status to answer with (default 200)
         self.endpoint = SipEndpoint(self._handle, user_agent="raw-ua")
         self.call_id = new_call_id("127.0.0.1")
         self.tag = new_tag()
@@ -134,7 +135,7 @@ class RawUa:
     def _handle(self, inc: Incoming) -> None:
         self.received.append(inc)
         if inc.request.method != "ACK":
-            inc.respond(200)
+            inc.respond(self.answer.get(inc.request.method, 200))
 
     async def start(self) -> None:
         await self.endpoint.start("127.0.0.1", 0, tcp=False)

@@ -310,3 +310,47 @@ async def test_fast_keepalive_answer_is_a_complete_response(platform, raw_ua):
     assert data.startswith(b"SIP/2.0 200 OK\r\n") and data.endswith(b"Content-Length: 0\r\n\r\n")
     assert b"rport=" in data and b"received=127.0.0.1" in data
     assert f";tag={p.gb.tag}".encode() in data and b"CSeq: " in data and b"Call-ID: " in data
+
+
+async def test_invite_refused_488_and_message_refused(platform, raw_ua):
+    p = await platform()
+    p.gb.auto_query = False
+    ua = await raw_ua(IPC, p.address)
+    await ua.register()
+    ua.answer["INVITE"] = 488
+    offer = Sdp(session="Play", origin_user="34020000002000000001", address="127.0.0.1", port=30002,
+                ssrc="0200000002")
+    with pytest.raises(GbError) as err:
+        await p.gb.invite(IPC, IPC, offer, transport="udp")
+    assert err.value.status == 488
+    subject = [i.request.headers.get("Subject") for i in ua.received if i.request.method == "INVITE"]
+    assert subject == [f"{IPC}:0200000002,34020000002000000001:0"]
+    ua.answer["MESSAGE"] = 486
+    with pytest.raises(GbError) as err:
+        await p.gb.reboot(IPC)
+    assert err.value.status == 486 and not isinstance(err.value, TimeoutError)
+
+
+async def test_device_over_tcp_controls_use_its_connection(platform, wait):
+    p = await platform()
+    sim = await start_sim(p, transport="tcp", channels=2)
+    try:
+        assert p.gb.table.get(NVR).transport == "tcp"
+        await wait(lambda: (p.gb.catalog_progress(NVR) or {}).get("state") == "done")
+        cam = sorted(sim.channel_ids)[0]
+        assert (await p.gb.ptz(cam, "zoom_in", 50))["result"] == "OK"
+        await wait(lambda: sim.received_controls)
+    finally:
+        await sim.stop()
+
+
+async def test_broadcast_notify(platform, raw_ua):
+    p = await platform()
+    p.gb.auto_query = False
+    ua = await raw_ua(IPC, p.address)
+    await ua.register()
+    res = await p.gb.broadcast(IPC, IPC)
+    assert res["answer"] == "200"
+    body = [i.request.body for i in ua.received if i.request.method == "MESSAGE"][-1]
+    assert b"<CmdType>Broadcast</CmdType>" in body and b"<SourceID>34020000002000000001</SourceID>" in body
+    assert f"<TargetID>{IPC}</TargetID>".encode() in body

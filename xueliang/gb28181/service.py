@@ -47,6 +47,7 @@ __all__ = ["GbService"]
 log = logging.getLogger("xueliang.gb28181.service")
 
 _KEEPALIVE_MARK = b"<CmdType>Keepalive</CmdType>"
+AUTO_QUERY_CONCURRENCY = 256
 _STAT_KEYS = (
     "registrations", "register_challenges", "register_stale", "register_failures", "unregistrations",
     "keepalives", "messages", "notifies", "unknown_device", "timeouts", "online_transitions",
@@ -114,6 +115,8 @@ class GbService:
         # set by the media service: called when a device ends (BYE) or loses an INVITE dialog
         self.on_session_ended: Callable[[InviteSession, str], None] | None = None
         self.auto_query = True
+        # first registrations after an outage come in thousands: bound the DeviceInfo+Catalog storm
+        self._auto_slots = asyncio.Semaphore(AUTO_QUERY_CONCURRENCY)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._cseq = 0
@@ -460,13 +463,14 @@ class GbService:
 
     async def _auto_queries(self, device_id: str) -> None:
         """First registration or back online: DeviceInfo, then Catalog, without an operator's click."""
-        try:
-            await self.device_info(device_id)
-        except (GbError, GbTimeout, LookupError) as exc:
-            log.info("DeviceInfo of %s after it came online: %s", device_id, exc)
-        if not self.catalog.running(device_id):
-            with contextlib.suppress(LookupError, RuntimeError):
-                await self.refresh_catalog(device_id)
+        async with self._auto_slots:
+            try:
+                await self.device_info(device_id)
+            except (GbError, GbTimeout, LookupError) as exc:
+                log.info("DeviceInfo of %s after it came online: %s", device_id, exc)
+            if not self.catalog.running(device_id):
+                with contextlib.suppress(LookupError, RuntimeError):
+                    await self.refresh_catalog(device_id)
 
     # ================================================================ MANSCDP dispatch
     def on_manscdp_body(self, device_id: str | None, inc: Incoming, *, notify: bool) -> None:
