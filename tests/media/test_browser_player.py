@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from _frames import make_frames
+from _frames import make_aac, make_frames, make_pcma
 
 from xueliang.media.flv import FlvMuxer
 from xueliang.media.fmp4 import Fmp4Muxer
@@ -40,7 +40,7 @@ PAGE = b"""<!doctype html>
 window.errors = [];
 window.hevcMse = window.MediaSource ? MediaSource.isTypeSupported('video/mp4; codecs="hvc1.1.6.L93.B0"') : false;
 const player = mpegts.createPlayer(
-  {type: "flv", isLive: true, hasAudio: false, url: location.origin + "/live.flv"},
+  {type: "flv", isLive: true, hasAudio: HAS_AUDIO, url: location.origin + "/live.flv"},
   {enableWorker: false, lazyLoad: false});
 player.on(mpegts.Events.ERROR, (...a) => window.errors.push(a.map(String).join(" ")));
 player.attachMediaElement(document.getElementById("v"));
@@ -74,27 +74,30 @@ def chromium() -> Iterator[str]:
     yield CHROMIUM
 
 
-async def _feed(hub: StreamHub, frames: list[Frame], push: object = None) -> None:
-    """Push `frames` in a loop at their own frame rate, timestamps continuing across loops."""
+async def _feed(hub: StreamHub, frames: list[Frame], push: object = None, audio: list[Frame] | None = None) -> None:
+    """Push `frames` (and `audio`, interleaved by time) in a loop in real time, timestamps
+    continuing across loops."""
     sink = push if callable(push) else hub.push
     step = frames[1].dts - frames[0].dts
     span = frames[-1].dts - frames[0].dts + step
+    base = frames[0].dts
+    clip = sorted(frames + [a for a in (audio or []) if a.dts - base < span], key=lambda f: f.dts)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    i = 0
+    k = 0
     while True:
-        f = frames[i % len(frames)]
-        off = (i // len(frames)) * span
-        sink(Frame(f.codec, f.pts + off, f.dts + off, f.data, f.keyframe))
-        i += 1
-        await asyncio.sleep(max(0.0, t0 + i * step / 90000 - loop.time()))
+        off = k * span
+        for f in clip:
+            await asyncio.sleep(max(0.0, t0 + (f.dts + off - base) / 90000 - loop.time()))
+            sink(Frame(f.codec, f.pts + off, f.dts + off, f.data, f.keyframe))
+        k += 1
 
 
 async def _serve_flv(hub: StreamHub, writer: asyncio.StreamWriter) -> None:
     assert hub.video_codec is not None
     writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nCache-Control: no-cache\r\n"
                  b"Connection: close\r\n\r\n")
-    mux = FlvMuxer(hub.video_codec, None)
+    mux = FlvMuxer(hub.video_codec, hub.audio_codec)  # as the API does: audio kept in the FLV
     writer.write(mux.header(width=hub.width, height=hub.height))
     viewer = hub.add_viewer()
     try:
@@ -107,13 +110,14 @@ async def _serve_flv(hub: StreamHub, writer: asyncio.StreamWriter) -> None:
 
 @contextlib.asynccontextmanager
 async def _server(hub: StreamHub, script: Path, extra: dict[str, tuple[bytes, bytes]] | None = None,
-                  ) -> AsyncIterator[int]:
+                  has_audio: bool = False) -> AsyncIterator[int]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             path = head.split(b" ", 2)[1].decode()
             if path == "/":
-                body, ctype = PAGE, b"text/html; charset=utf-8"
+                body = PAGE.replace(b"HAS_AUDIO", b"true" if has_audio else b"false")
+                ctype = b"text/html; charset=utf-8"
             elif path == "/mpegts.js":
                 body, ctype = script.read_bytes(), b"application/javascript"
             elif extra and path in extra:
@@ -210,13 +214,23 @@ async def _play(url: str, chromium: str) -> dict[str, object]:
             await browser.close()
 
 
-async def test_hub_http_flv_plays_in_chromium(mpegts_js: Path, chromium: str) -> None:
+@pytest.mark.parametrize("audio", [None, "pcma", "aac"])
+async def test_hub_http_flv_plays_in_chromium(mpegts_js: Path, chromium: str, audio: str | None) -> None:
+    """H.264 alone, with G.711 (mpegts.js cannot decode G.711: the page must say hasAudio:false, as
+    the console does, else nothing plays) and with AAC (played with its audio)."""
     frames = make_frames("h264", 640, 360, count=100, gop=25)
+    tracks = None
+    if audio == "pcma":
+        tracks = make_pcma(4.0, start_pts=frames[0].dts)
+    elif audio == "aac":
+        tracks = make_aac(4.0, start_pts=frames[0].dts)
     hub = StreamHub("browser")
-    feeder = asyncio.create_task(_feed(hub, frames))
+    feeder = asyncio.create_task(_feed(hub, frames, audio=tracks))
     try:
         assert await hub.wait_keyframe(5)
-        async with _server(hub, mpegts_js) as port:
+        await asyncio.sleep(0.1)  # let the first audio frame name the audio codec
+        assert hub.audio_codec == audio
+        async with _server(hub, mpegts_js, has_audio=audio == "aac") as port:
             state = await _play(f"http://127.0.0.1:{port}/", chromium)
     finally:
         feeder.cancel()
