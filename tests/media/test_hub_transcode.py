@@ -68,3 +68,32 @@ async def test_transcoder_limit() -> None:
     finally:
         transcode.set_max_transcoders(old)
     assert transcode.active_transcoders() == 0
+
+
+async def test_transcoded_stream_follows_source_hub() -> None:
+    from xueliang.media.transcode import TranscodedStream
+
+    src = make_frames("h265", 320, 240, count=50, gop=25)
+    source = StreamHub("cam1")
+    for f in src[:30]:  # already running: the rendition starts from the source's GOP cache
+        source.push(f)
+    ts = TranscodedStream(source)
+    await ts.start()
+    assert ts.hub.stream_id == "cam1.h264" and transcode.active_transcoders() == 1
+    viewer = ts.hub.add_viewer()
+    for f in src[30:]:
+        source.push(f)
+    got: list[Frame] = []
+    while len(got) < 20:
+        batch = await asyncio.wait_for(viewer.get_batch(), 20)
+        assert batch is not None
+        got += batch
+    assert got[0].keyframe and got[0].codec == "h264" and got[0].pts == src[25].pts
+    source.close("camera gone")
+    for _ in range(200):
+        if ts.hub.closed:
+            break
+        await asyncio.sleep(0.02)
+    assert ts.hub.closed and source.viewers == 0
+    await ts.stop()
+    assert transcode.active_transcoders() == 0

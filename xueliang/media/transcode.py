@@ -232,3 +232,55 @@ class Transcoder:
 
 
 _RESYNC = object()
+
+
+class TranscodedStream:
+    """An H.264 rendition of a live H.265 hub: a viewer of `source` feeds a Transcoder that
+    feeds a new StreamHub (`self.hub`), which outputs use like any other hub.
+
+    `start()` raises TranscoderLimitError when the limit is reached. The rendition ends (its hub
+    closes) when the source ends or `stop()` is called; the owner stops it when its last
+    viewer leaves.
+    """
+
+    def __init__(self, source: Any, stream_id: str | None = None, **transcoder_kwargs: Any) -> None:
+        from xueliang.media.hub import StreamHub
+
+        self.source = source
+        self.hub = StreamHub(stream_id or f"{source.stream_id}.h264")
+        self._kwargs = transcoder_kwargs
+        self.transcoder: Transcoder | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        src_codec = self.source.video_codec or "h265"
+        self.transcoder = Transcoder(self.hub.push, src_codec=src_codec, **self._kwargs)
+        self._task = asyncio.create_task(self._pump(), name=f"transcode {self.hub.stream_id}")
+
+    async def _pump(self) -> None:
+        viewer = self.source.add_viewer()
+        tc = self.transcoder
+        assert tc is not None
+        try:
+            while (batch := await viewer.get_batch()) is not None:
+                for f in batch:
+                    tc.push(f)
+        finally:
+            self.source.remove_viewer(viewer)
+            await tc.aclose()
+            self.hub.close("source ended")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        elif self.transcoder is not None:
+            await self.transcoder.aclose()
+        self.hub.close("stopped")
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"hub": self.hub.stats()}
+        if self.transcoder is not None:
+            out["transcoder"] = self.transcoder.stats()
+        return out
