@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "test-output" / "web"
 ADMIN_PASSWORD = "admin-pass-1"
+SIP_PORTS: dict[str, int] = {}
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -93,6 +94,7 @@ def platform_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{http_port}"
+    SIP_PORTS[base] = sip_port
     try:
         deadline = time.monotonic() + 40
         while True:
@@ -327,6 +329,63 @@ async def test_tree_drag_into_nine_split(page: Any) -> None:
     await page.hover("[data-test=cell-4]")
     await page.click("[data-test=cell-4] [data-test=cell-close]")
     assert await page.locator("[data-test=cell-4] video").count() == 0
+
+
+async def test_alarm_and_h265_from_an_extra_device(page: Any, platform_url: str) -> None:
+    """A simulated H.265 camera joins: its alarm reaches the alarm page (and is acknowledged) and the
+    map; its H.265 stream is played directly where MediaSource decodes HEVC, otherwise the console
+    asks for a transcode and says so, or names the reason it cannot play."""
+    from xueliang.sim.device import SimDevice
+
+    device_id = "34020000001320000099"
+    sim = SimDevice(device_id, server=("127.0.0.1", SIP_PORTS[platform_url]), kind="ipc", channels=1,
+                    media=True, codec="h265", name="H265 sim")
+    await sim.start(wait_registered=15)
+    try:
+        await _login(page)
+        token = await page.evaluate("() => localStorage.getItem('xl.token') || sessionStorage.getItem('xl.token')")
+        deadline = time.monotonic() + 20
+        while not (chans := _get_json(f"{platform_url}/api/v1/channels?device_id={device_id}", token)["items"]):
+            assert time.monotonic() < deadline, "the extra device's catalog never arrived"
+            await page.wait_for_timeout(300)
+        channel_id = chans[0]["channel_id"]
+        assert await sim.send_alarm(channel_id, description="door forced", longitude=117.23, latitude=31.82) == 200
+
+        await page.click("[data-test=nav-alarms]")
+        row = page.locator("[data-test=alarm-table] .el-table__row", has_text=channel_id).first
+        await row.wait_for(timeout=10000)
+        async with page.expect_response(lambda r: r.url.endswith("/ack")) as ack:
+            await row.locator("[data-test=alarm-ack]").click()
+        assert (await ack.value).status == 200
+        await row.locator(".el-tag--success").wait_for(timeout=5000)
+
+        await page.click("[data-test=nav-map]")
+        await page.wait_for_selector(".leaflet-marker-pane .xl-cl, .leaflet-marker-pane .xl-pt", timeout=15000)
+
+        hevc = await page.evaluate("() => MediaSource.isTypeSupported('video/mp4; codecs=\"hvc1.1.6.L93.B0\"')")
+        await page.click("[data-test=nav-live]")
+        await _input(page, "tree-search").fill(channel_id)
+        result = page.locator(f"[data-test=tree-result][data-channel='{channel_id}']")
+        await result.wait_for(timeout=10000)
+        await result.dblclick()
+        cell = "[data-test=cell-0]"
+        # one of: plays (HEVC in MSE, or a transcode with its notice), or a clear H.265 error
+        await page.wait_for_function(
+            f"""() => {{
+                const c = document.querySelector('{cell}');
+                const v = c && c.querySelector('video');
+                return (v && v.currentTime > 0.3) || (c && c.querySelector('[data-test=player-error]'));
+            }}""", timeout=25000)
+        await page.screenshot(path=str(SHOTS / "07-h265.png"))
+        error = page.locator(f"{cell} [data-test=player-error]")
+        if await error.count():
+            text = await error.inner_text()
+            assert "H.265" in text, text
+            assert not hevc, "HEVC is supported by this browser, yet the stream failed: " + text
+        elif not hevc:
+            assert "H.264" in await page.inner_text(f"{cell} [data-test=player-notice]")
+    finally:
+        await sim.stop()
 
 
 async def test_viewer_sees_no_controls(page: Any, platform_url: str) -> None:
