@@ -97,3 +97,30 @@ async def test_transcoded_stream_follows_source_hub() -> None:
     assert ts.hub.closed and source.viewers == 0
     await ts.stop()
     assert transcode.active_transcoders() == 0
+
+
+async def test_g711_to_aac_with_video_passthrough() -> None:
+    """The common GB camera (H.264 + G.711) made browser-audible: video untouched, audio -> AAC."""
+    video = make_frames("h264", 320, 240, count=50, gop=25)
+    audio = make_pcma(2.0, start_pts=video[0].dts)
+    got: list[Frame] = []
+    tc = Transcoder(got.append, src_codec="h264", video=False, audio_to_aac=True)
+    assert transcode.active_transcoders() == 0  # audio-only transcoding is not counted
+    for f in sorted(video + audio, key=lambda f: f.dts):
+        tc.push(f)
+    for _ in range(200):
+        if sum(1 for f in got if f.codec == "aac") >= 14 and sum(1 for f in got if f.is_video) == 50:
+            break
+        await asyncio.sleep(0.02)
+    await tc.aclose()
+    vids = [f for f in got if f.is_video]
+    aacs = [f for f in got if f.codec == "aac"]
+    assert [f.data for f in vids] == [f.data for f in video]  # passed through untouched
+    assert len(aacs) >= 14  # 2 s at 8 kHz = 15.6 AAC frames of 1024 samples, minus encoder delay
+    assert aacs[0].pts == audio[0].pts and aacs[1].pts - aacs[0].pts == 11520
+    decoded = list(av.open(io.BytesIO(b"".join(a.data for a in aacs)), format="aac").decode(audio=0))
+    assert len(decoded) >= 13 and decoded[0].sample_rate == 8000
+    mux = FlvMuxer("h264", "aac")  # and it muxes as FLV audio for mpegts.js
+    data = mux.header() + b"".join(mux.tag(f) for f in sorted(got, key=lambda f: f.dts))
+    with av.open(io.BytesIO(data), format="flv") as ic:
+        assert {s.codec_context.name for s in ic.streams} == {"h264", "aac"}

@@ -45,7 +45,9 @@ def active_transcoders() -> int:
 class Transcoder:
     """H.265 frames in (`push`), H.264 frames out (`on_frame`, called on the loop).
 
-    Audio frames pass through unchanged, in order with the video around them. Output pts/dts
+    Audio frames pass through unchanged, in order with the video around them; with
+    `audio_to_aac` G.711 becomes ADTS AAC (browsers cannot play G.711). `video=False` passes
+    video through untouched (an audio-only transcode for H.264 + G.711 cameras). Output pts/dts
     keep the input's 90 kHz clock. A keyframe in the input forces an IDR in the output, so the
     GOP structure (and a hub's GOP cache) follows the camera's. If the worker falls behind by
     more than `max_queue` frames the oldest input is dropped up to the next keyframe (counted).
@@ -53,22 +55,28 @@ class Transcoder:
 
     def __init__(self, on_frame: Callable[[Frame], None], *, loop: asyncio.AbstractEventLoop | None = None,
                  src_codec: str = "h265", bitrate: int = 0, max_width: int = 0, max_queue: int = 100,
-                 on_error: Callable[[BaseException], None] | None = None) -> None:
+                 on_error: Callable[[BaseException], None] | None = None, video: bool = True,
+                 audio_to_aac: bool = False) -> None:
         global _active
         if src_codec not in ("h264", "h265"):
             raise ValueError(f"cannot transcode {src_codec!r}")
-        with _active_lock:
-            if _active >= MAX_TRANSCODERS:
-                raise TranscoderLimitError(
-                    f"{_active} transcoders already running (limit {MAX_TRANSCODERS}); "
-                    "ask for the original codec or raise the limit")
-            _active += 1
-        self._released = False
+        # Only video transcoders count against the limit: G.711 -> AAC costs next to nothing.
+        if video:
+            with _active_lock:
+                if _active >= MAX_TRANSCODERS:
+                    raise TranscoderLimitError(
+                        f"{_active} transcoders already running (limit {MAX_TRANSCODERS}); "
+                        "ask for the original codec or raise the limit")
+                _active += 1
+        self._released = not video
         self.src_codec = src_codec
         self.on_frame = on_frame
         self.on_error = on_error
         self.bitrate = bitrate
         self.max_width = max_width
+        self.video = video
+        self.audio_to_aac = audio_to_aac
+        self._audio: _AudioToAac | None = None
         self._loop = loop or asyncio.get_running_loop()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self.frames_in = 0
@@ -170,6 +178,18 @@ class Transcoder:
                 continue
             frame: Frame = item
             if not frame.is_video:
+                if self.audio_to_aac and frame.codec in ("pcma", "pcmu"):
+                    if self._audio is None:
+                        self._audio = _AudioToAac(av, frame.codec)
+                    try:
+                        for out in self._audio.convert(frame):
+                            self._call(self._emit, out)
+                    except av.error.FFmpegError:  # type: ignore[attr-defined]
+                        self.errors += 1
+                else:
+                    self._call(self._emit, frame)
+                continue
+            if not self.video:
                 self._call(self._emit, frame)
                 continue
             if frame.codec != self.src_codec:
@@ -232,6 +252,49 @@ class Transcoder:
 
 
 _RESYNC = object()
+
+
+class _AudioToAac:
+    """G.711 (8 kHz mono) -> ADTS AAC-LC, timestamps continued from the first input frame.
+
+    mpegts.js/MSE cannot play G.711, and GB cameras almost always send it: with this a browser
+    can hear the camera. 1024 samples per AAC frame = 128 ms at 8 kHz.
+    """
+
+    def __init__(self, av: Any, codec: str) -> None:
+        self.dec = av.CodecContext.create("pcm_alaw" if codec == "pcma" else "pcm_mulaw", "r")
+        self.dec.sample_rate = 8000
+        self.dec.layout = "mono"
+        self.enc = av.CodecContext.create("aac", "w")
+        self.enc.sample_rate = 8000
+        self.enc.layout = "mono"
+        self.enc.format = "fltp"
+        self.enc.bit_rate = 24000
+        self.enc.time_base = Fraction(1, 8000)
+        self.enc.open()
+        self.asc = bytes(self.enc.extradata or b"\x15\x88")  # AAC-LC, 8 kHz, mono
+        self.resampler = av.AudioResampler(format="fltp", layout="mono", rate=8000)
+        self.pts0: int | None = None
+        self.samples_in = 0
+        self.packets_out = 0
+        self.av = av
+
+    def convert(self, frame: Frame) -> list[Frame]:
+        from xueliang.media.pull import adts_header
+
+        if self.pts0 is None:
+            self.pts0 = frame.pts
+        out: list[Frame] = []
+        for af in self.dec.decode(self.av.Packet(frame.data)):
+            for rf in self.resampler.resample(af):
+                rf.pts = self.samples_in
+                self.samples_in += rf.samples
+                for p in self.enc.encode(rf):
+                    raw = bytes(p)
+                    pts = self.pts0 + self.packets_out * 1024 * 90000 // 8000
+                    self.packets_out += 1
+                    out.append(Frame("aac", pts, pts, adts_header(self.asc, len(raw)) + raw, True))
+        return out
 
 
 class TranscodedStream:
