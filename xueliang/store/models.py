@@ -177,7 +177,9 @@ class Channel(Base):
         Index("ix_channels_class_level", "class_level"),
         Index("ix_channels_district", "district"),
         Index("ix_channels_name", "name"),
-        Index("ix_channels_type_code", "type_code"),
+        # type lookups (business groups, virtual orgs) and, covering, the dashboard summary's one-pass aggregate
+        Index("ix_channels_type_code", "type_code", "status", "class_level", "resolution_width", "latitude",
+              "longitude"),
         # covering index for map clustering: the grid aggregate never touches the table
         Index("ix_channels_geo", "latitude", "longitude", "status", "channel_id"),
     )

@@ -102,9 +102,11 @@ def _geo(table: Table = CHANNELS) -> ColumnElement[bool]:
 
 
 def _is_video() -> ColumnElement[bool]:
-    """Channels that are video sources, not tree nodes (civil regions, business groups, virtual orgs)."""
+    """Channels that are video sources, not tree nodes: a 20-digit ID (type_code set by the writer) whose
+    type is not SIP server / business group / virtual organisation; civil-region nodes (2-8 digits) have none.
+    Reads only ix_channels_type_code, so the summary is an index-only scan."""
     c = CHANNELS.c
-    return or_(and_(c.type_code.is_(None), func.length(c.channel_id) > 8), c.type_code.not_in(ORG_TYPES))
+    return and_(c.type_code.is_not(None), c.type_code.not_in(ORG_TYPES))
 
 
 class Repository:

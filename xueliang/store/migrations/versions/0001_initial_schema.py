@@ -202,7 +202,7 @@ def upgrade() -> None:
     op.create_index('ix_channels_name', 'channels', ['name'], unique=False)
     op.create_index('ix_channels_parent_id', 'channels', ['parent_id'], unique=False)
     op.create_index('ix_channels_status', 'channels', ['status', 'channel_id'], unique=False)
-    op.create_index('ix_channels_type_code', 'channels', ['type_code'], unique=False)
+    op.create_index('ix_channels_type_code', 'channels', ['type_code', 'status', 'class_level', 'resolution_width', 'latitude', 'longitude'], unique=False)
 
 
 
