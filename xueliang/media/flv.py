@@ -89,7 +89,7 @@ def _amf_value(v: object) -> bytes:
 # Annex-B to length-prefixed form (and its parameter sets to avcC/hvcC) once, not once per viewer.
 # Keyed by object identity; the entry holds the frame itself so the id cannot be reused while
 # cached. Bounded: lagging viewers beyond the window just convert again.
-_CACHE_SIZE = 512
+_CACHE_SIZE = 1024
 _cache: dict[int, tuple[Frame, bytes, bytes | None]] = {}
 
 
