@@ -130,7 +130,7 @@ async def test_pull_http_flv_file_into_hub(http_dir: tuple[Path, int]) -> None:
                     str(root / "rec.flv")], check=True, timeout=30)
     hub = StreamHub("pull")
     viewer = hub.add_viewer()
-    src = PullSource(f"http://127.0.0.1:{port}/rec.flv", hub.push, realtime=False)
+    src = PullSource(f"http://127.0.0.1:{port}/rec.flv", hub.push, realtime=False, reconnect_on_eof=False)
     await src.start()
     assert await hub.wait_keyframe(10)
     got = []
@@ -190,3 +190,16 @@ def test_adts_header_roundtrip() -> None:
     raw = frames[0].data[7:]
     asc = bytes((0x14, 0x08))  # AAC LC, 16 kHz, mono
     assert adts_header(asc, len(raw)) == frames[0].data[:7]  # byte-identical to ffmpeg's ADTS muxer
+
+
+async def test_network_source_reconnects_at_end_of_stream(http_dir: tuple[Path, int]) -> None:
+    """A live source whose server closes the stream is pulled again, timestamps still monotonic."""
+    root, port = http_dir
+    mp4 = _mp4(root, "h264", count=25)
+    subprocess.run([FFMPEG or "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(mp4), "-c", "copy",
+                    str(root / "short.flv")], check=True, timeout=30)
+    src = PullSource(f"http://127.0.0.1:{port}/short.flv", lambda f: None, realtime=False, backoff=0.05)
+    got = await _collect(src, 60, timeout=10)
+    vids = [f for f in got if f.is_video]
+    assert len(vids) >= 60 and src.reconnects >= 2
+    assert all(b.dts > a.dts for a, b in itertools.pairwise(vids))

@@ -52,7 +52,7 @@ class PullSource:
 
     `realtime` paces reading by timestamps (default: only for local files, which would otherwise
     be read as fast as the disk allows); `loop_file` restarts a local file at its end (demo
-    channels). `max_retries=None` retries forever; the delay doubles from `backoff` up to
+    channels); network sources are reconnected when they end (`reconnect_on_eof`). `max_retries=None` retries forever; the delay doubles from `backoff` up to
     `max_backoff` seconds and is reset after a session that delivered frames.
     """
 
@@ -60,12 +60,16 @@ class PullSource:
                  on_end: Callable[[str], None] | None = None, realtime: bool | None = None,
                  loop_file: bool = False, reconnect: bool = True, max_retries: int | None = None,
                  backoff: float = 0.5, max_backoff: float = 30.0, open_timeout: float = 10.0,
-                 read_timeout: float = 5.0, options: dict[str, str] | None = None) -> None:
+                 read_timeout: float = 5.0, options: dict[str, str] | None = None,
+                 reconnect_on_eof: bool | None = None) -> None:
         self.url = url
         self.on_frame = on_frame
         self.on_end = on_end
         self.realtime = _is_local(url) if realtime is None else realtime
         self.loop_file = loop_file
+        # End of stream: a local file is done (unless looped); a network source is a live stream
+        # whose server went away, so it is reconnected. Explicit False: recorded files over HTTP.
+        self.reconnect_on_eof = (loop_file or not _is_local(url)) if reconnect_on_eof is None else reconnect_on_eof
         self.reconnect = reconnect
         self.max_retries = max_retries
         self.backoff = backoff
@@ -150,18 +154,22 @@ class PullSource:
                     self.last_error = f"{type(exc).__name__}: {exc}"
                 if self._stop.is_set():
                     break
-                if ended and not (self.loop_file and _is_local(self.url)):
+                if ended and not self.reconnect_on_eof:
                     reason = "ended"
                     break
-                if self.frames > before:
-                    failures = 0
-                failures += 1
-                if not self.reconnect or (self.max_retries is not None and failures > self.max_retries):
-                    reason = "failed: " + (self.last_error or "no data")
-                    break
+                if ended and self.loop_file and _is_local(self.url):
+                    delay = 0.0
+                else:
+                    # errors, and the end of a live network stream (the server dropped us): retry
+                    if self.frames > before:
+                        failures = 0
+                    failures += 1
+                    if not self.reconnect or (self.max_retries is not None and failures > self.max_retries):
+                        reason = "failed: " + (self.last_error or "no data")
+                        break
+                    delay = min(self.max_backoff, self.backoff * 2 ** (failures - 1))
                 self.reconnects += 1
                 self.state = "backoff"
-                delay = 0.0 if ended else min(self.max_backoff, self.backoff * 2 ** (failures - 1))
                 if self._stop.wait(delay):
                     break
         finally:
