@@ -177,3 +177,72 @@ async def test_rate_stats() -> None:
     st = hub.stats()
     assert 15 < st["fps"] < 27
     assert st["bitrate"] > 0 and st["bytes"] == sum(len(f.data) for f in frames[:26])
+
+
+async def test_slow_tcp_client_does_not_slow_fast_one() -> None:
+    """Real sockets on 127.0.0.1: an HTTP-FLV-like writer per client (as the API does). One client
+    stops reading (its TCP window fills, its writer blocks in drain); the other gets every frame."""
+    import socket
+
+    from xueliang.media.flv import FlvMuxer
+
+    frames = make_frames("h264", 640, 360, count=150, gop=25)
+    hub = StreamHub("tcp", max_viewer_buffer=100_000)
+    assert sum(len(f.data) for f in frames) > 500_000
+    viewers = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # small kernel send buffer: a client that stops reading blocks its writer quickly
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        v = hub.add_viewer()
+        viewers.append(v)
+        mux = FlvMuxer("h264")
+        writer.write(mux.header())
+        try:
+            while (batch := await v.get_batch()) is not None:
+                writer.write(b"".join([mux.tag(f) for f in batch]))
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            hub.remove_viewer(v)
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def fast_client() -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        data = await asyncio.wait_for(reader.read(), 20)  # until the server closes (hub closed)
+        writer.close()
+        pos, tags = 13, 0
+        while pos + 11 <= len(data):
+            size = int.from_bytes(data[pos + 1 : pos + 4], "big")
+            tags += data[pos] == 9 and data[pos + 12] == 1  # AVC NALU tags
+            pos += 15 + size
+        return tags
+
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect(("127.0.0.1", port))  # never reads
+    fast = asyncio.create_task(fast_client())
+    for _ in range(200):
+        if len(viewers) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert len(viewers) == 2
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for f in frames:
+        hub.push(f)
+        await asyncio.sleep(0.002)
+    push_time = loop.time() - t0
+    stats = hub.stats()
+    hub.close("done")
+    assert await fast == 150
+    dropped = [v.dropped for v in viewers]
+    assert sorted(dropped)[0] == 0 and sorted(dropped)[1] > 0, dropped
+    assert stats["dropped"] == max(dropped)
+    assert push_time < 5  # the producer never waited for the slow client
+    slow.close()
+    server.close()
