@@ -129,6 +129,36 @@ async def ramp(name: str, run_step: Callable[[int], Awaitable[dict[str, Any]]], 
     return best
 
 
+async def compare(targets: dict[str, int], scenario: Path, work: Path, inf: Path, *, start: int, step: int,
+                  maximum: int, seconds: float, attempts: int = 3) -> dict[str, int]:
+    """Ramp several servers side by side: at each rate every still-clean server gets a step, so
+    machine noise hits all of them alike. A server drops out after `attempts` failed tries at one rate;
+    once only the ceiling (kamailio) is left, the step doubles."""
+    best = dict.fromkeys(targets, 0)
+    alive = list(targets)
+    rate = start
+    while alive and rate <= maximum:
+        for name in list(alive):
+            ok = False
+            for _ in range(attempts):
+                r = await run_sipp(scenario, targets[name], work, rate=rate, calls=int(rate * seconds),
+                                   seconds=seconds, inf=inf)
+                nominal = r["calls"] / rate
+                ok = (r["failed"] == 0 and r["retrans"] == 0 and r["successful"] >= r["calls"]
+                      and r["elapsed"] <= nominal * 1.05 + 1.0)
+                print(f"  {name:9s} rate {rate:6d}/s: ok={r['successful']:7d} failed={r['failed']:5d} "
+                      f"retrans={r['retrans']:5d} in {r['elapsed']:.2f}s -> {'pass' if ok else 'FAIL'}",
+                      flush=True)
+                if ok:
+                    break
+            if ok:
+                best[name] = rate
+            else:
+                alive.remove(name)
+        rate += step if any(n != "kamailio" for n in alive) else step * 2
+    return best
+
+
 # --------------------------------------------------------------------------------------------- baseline
 class EchoResponder:
     """A bare uvloop UDP responder: copy Via/From/To/Call-ID/CSeq into a 200, nothing else."""
@@ -340,7 +370,7 @@ async def main() -> None:
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--start", type=int, default=2000)
     ap.add_argument("--step", type=int, default=2000)
-    ap.add_argument("--max", type=int, default=40000)
+    ap.add_argument("--max", type=int, default=80000)
     ap.add_argument("--seconds", type=float, default=3.0, help="length of one step (<= 5)")
     ap.add_argument("--no-kamailio", action="store_true", help="skip the Kamailio ceiling")
     args = ap.parse_args()
@@ -354,35 +384,38 @@ async def main() -> None:
         ids = device_ids(args.devices)
         inf = write_inf(work / "devices.csv", ids)
         ka = inf_variant(SCENARIOS / "keepalive_only.xml", work)
-
         base = EchoResponder()
-        bport = await base.start()
-        print("baseline: bare uvloop 200 responder")
-        best_base = await ramp("baseline", lambda r: run_sipp(ka, bport, work, rate=r, calls=int(r * seconds),
-                                                              seconds=seconds, inf=inf),
-                               start=args.start, step=args.step, maximum=args.max)
-        await base.stop()
-
+        targets = {"baseline": await base.start()}
         gb = GbUnderBench(work)
         port = await gb.start()
         reg = await run_sipp(inf_variant(SCENARIOS / "register.xml", work), port, work, rate=min(500, args.devices),
-                             calls=args.devices, seconds=max(2.0, args.devices / 400), inf=inf,
-                             )
+                             calls=args.devices, seconds=max(2.0, args.devices / 400), inf=inf)
         print(f"xueliang: {gb.gb.online_devices()} devices registered (sipp: {reg['successful']} ok, "
               f"{reg['failed']} failed)")
-        best_gb = await ramp("xueliang", lambda r: run_sipp(ka, port, work, rate=r, calls=int(r * seconds),
-                                                            seconds=seconds, inf=inf),
-                             start=args.start, step=args.step, maximum=args.max)
-        stats = dict(gb.gb.stats)
-        await gb.stop()
-        best_kam = None
-        if not args.no_kamailio:
-            best_kam = await ceiling(ka, work, inf, start=args.start, step=args.step * 2, maximum=args.max * 4,
-                                     seconds=seconds)
-    print(f"\nkeepalives/s held with no failure or retransmission: xueliang {best_gb}, "
-          f"bare uvloop responder {best_base}, ratio {best_gb / best_base if best_base else float('nan'):.2f}")
-    if best_kam:
-        print(f"kamailio (one worker) ceiling {best_kam}: xueliang at {best_gb / best_kam:.2f} of it")
+        targets["xueliang"] = port
+        kam = KamailioCeiling(work) if (KamailioCeiling.available() and not args.no_kamailio) else None
+        if kam is not None:
+            try:
+                targets["kamailio"] = await kam.start()
+            except RuntimeError as exc:
+                print(f"kamailio ceiling skipped: {exc}")
+                kam = None
+        elif not args.no_kamailio:
+            print(kamailio_note())
+        try:
+            best = await compare(targets, ka, work, inf, start=args.start, step=args.step, maximum=args.max,
+                                 seconds=seconds)
+        finally:
+            if kam is not None:
+                await kam.stop()
+            stats = dict(gb.gb.stats)
+            await gb.stop()
+            await base.stop()
+    b, x = best["baseline"], best["xueliang"]
+    print(f"\nkeepalives/s held with no failure or retransmission: xueliang {x}, bare uvloop responder {b}, "
+          f"ratio {x / b if b else float('nan'):.2f}")
+    if best.get("kamailio"):
+        print(f"kamailio (one worker) ceiling {best['kamailio']}: xueliang at {x / best['kamailio']:.2f} of it")
     print(f"service counters: keepalives={stats.get('keepalives')} unknown_device={stats.get('unknown_device')}")
     print(f"(load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 

@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sip_keepalive import (
     SCENARIOS,
     GbUnderBench,
-    ceiling,
+    KamailioCeiling,
+    compare,
     device_ids,
     inf_variant,
-    ramp,
-    run_sipp,
+    kamailio_note,
     write_inf,
 )
 
@@ -78,7 +78,7 @@ async def main() -> None:
     ap.add_argument("--devices", type=int, default=2000)
     ap.add_argument("--start", type=int, default=500)
     ap.add_argument("--step", type=int, default=500)
-    ap.add_argument("--max", type=int, default=10000)
+    ap.add_argument("--max", type=int, default=30000)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--no-kamailio", action="store_true", help="skip the Kamailio ceiling")
     args = ap.parse_args()
@@ -90,34 +90,36 @@ async def main() -> None:
         work = Path(tmp)
         inf = write_inf(work / "devices.csv", device_ids(args.devices))
         scen = inf_variant(SCENARIOS / "register.xml", work)
-
         base = ChallengeResponder()
-        bport = await base.start()
-        print("baseline: bare uvloop 401/200 responder")
-        best_base = await ramp("baseline", lambda r: run_sipp(scen, bport, work, rate=r, calls=int(r * seconds),
-                                                              seconds=seconds, inf=inf),
-                               start=args.start, step=args.step, maximum=args.max)
-        await base.stop()
-
+        targets = {"baseline": await base.start()}
         gb = GbUnderBench(work)
-        port = await gb.start()
-        print("xueliang: GbService with digest verification (MD5)")
-        best_gb = await ramp("xueliang", lambda r: run_sipp(scen, port, work, rate=r, calls=int(r * seconds),
-                                                            seconds=seconds, inf=inf),
-                             start=args.start, step=args.step, maximum=args.max)
-        stats = dict(gb.gb.stats)
-        await gb.db.writer.flush()
-        await gb.stop()
-        best_kam = None
-        if not args.no_kamailio:
-            best_kam = await ceiling(scen, work, inf, start=args.start, step=args.step * 2, maximum=args.max * 3,
-                                     seconds=seconds)
-    print(f"\ndigest REGISTERs/s held with no failure or retransmission: xueliang {best_gb}, "
-          f"bare uvloop responder {best_base}, ratio {best_gb / best_base if best_base else float('nan'):.2f}")
+        targets["xueliang"] = await gb.start()
+        kam = KamailioCeiling(work) if (KamailioCeiling.available() and not args.no_kamailio) else None
+        if kam is not None:
+            try:
+                targets["kamailio"] = await kam.start()
+            except RuntimeError as exc:
+                print(f"kamailio ceiling skipped: {exc}")
+                kam = None
+        elif not args.no_kamailio:
+            print(kamailio_note())
+        try:
+            best = await compare(targets, scen, work, inf, start=args.start, step=args.step, maximum=args.max,
+                                 seconds=seconds)
+        finally:
+            if kam is not None:
+                await kam.stop()
+            stats = dict(gb.gb.stats)
+            await gb.db.writer.flush()
+            await gb.stop()
+            await base.stop()
+    b, x = best["baseline"], best["xueliang"]
+    print(f"\ndigest REGISTERs/s held with no failure or retransmission: xueliang {x}, bare uvloop responder {b}, "
+          f"ratio {x / b if b else float('nan'):.2f}")
+    if best.get("kamailio"):
+        print(f"kamailio (one worker) ceiling {best['kamailio']}: xueliang at {x / best['kamailio']:.2f} of it")
     print(f"service counters: registrations={stats.get('registrations')} "
           f"challenges={stats.get('register_challenges')} failures={stats.get('register_failures')}")
-    if best_kam:
-        print(f"kamailio (one worker) ceiling {best_kam}: xueliang at {best_gb / best_kam:.2f} of it")
 
 
 if __name__ == "__main__":
