@@ -1,7 +1,14 @@
 import { createApp } from 'vue'
 import { createPinia } from 'pinia'
-import ElementPlus from 'element-plus'
-import 'element-plus/dist/index.css'
+import { vLoading } from 'element-plus'
+// Styles of what is used from script (not seen by the template resolver): messages, boxes, loading.
+import 'element-plus/theme-chalk/base.css'
+import 'element-plus/theme-chalk/el-loading.css'
+import 'element-plus/theme-chalk/el-message.css'
+import 'element-plus/theme-chalk/el-message-box.css'
+import 'element-plus/theme-chalk/el-notification.css'
+import 'element-plus/theme-chalk/el-button.css'
+import 'element-plus/theme-chalk/el-input.css'
 import './styles/main.css'
 import App from './App.vue'
 import { router } from './router'
@@ -11,5 +18,5 @@ const app = createApp(App)
 app.use(createPinia())
 app.use(router)
 app.use(i18n)
-app.use(ElementPlus)
+app.directive('loading', vLoading)
 app.mount('#app')
