@@ -354,3 +354,24 @@ async def test_broadcast_notify(platform, raw_ua):
     body = [i.request.body for i in ua.received if i.request.method == "MESSAGE"][-1]
     assert b"<CmdType>Broadcast</CmdType>" in body and b"<SourceID>34020000002000000001</SourceID>" in body
     assert f"<TargetID>{IPC}</TargetID>".encode() in body
+
+
+async def test_start_writes_offline_for_lapsed_registrations(platform):
+    from datetime import UTC, datetime, timedelta
+
+    p = await platform()
+    long_ago = datetime.now(UTC) - timedelta(hours=3)
+    await p.db.repo.add_device({"device_id": IPC, "status": "online", "host": "127.0.0.1", "port": 5999,
+                                "expires": 3600, "registered_at": long_ago})
+    fresh = "34020000001320000010"
+    await p.db.repo.add_device({"device_id": fresh, "status": "online", "host": "127.0.0.1", "port": 5998,
+                                "expires": 3600, "registered_at": datetime.now(UTC) - timedelta(minutes=5)})
+    port = p.port
+    await p.stop()
+    p.port = port
+    await p.start()
+    assert p.gb.table.get(IPC) is None
+    assert p.gb.table.get(fresh) is not None and p.gb.table.get(fresh).online
+    await p.flush()
+    assert (await p.db.repo.get_device(IPC))["status"] == "offline"
+    assert (await p.db.repo.get_device(fresh))["status"] == "online"

@@ -323,6 +323,9 @@ class GbService:
             self._keepalive(inc, dev, now, body)
             return
         dev = self.table.devices.get(device_id)
+        if dev is None and device_id in self.channel_map:
+            # some NVRs and lower platforms send alarms/positions with a channel ID in From
+            dev = self.table.devices.get(self.channel_map[device_id])
         now = time.monotonic()
         if dev is None or dev.expires_at <= now:
             self._unknown(inc, device_id)
