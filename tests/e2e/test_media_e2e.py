@@ -112,6 +112,17 @@ async def test_live_play_every_transport(codec: str, settings_factory: Callable[
                 listed = {s["stream_id"]: s for s in (streams["items"] if isinstance(streams, dict) else streams)}
                 assert cam in listed and listed[cam]["rtp"]["packets"] > 0, listed
 
+            if codec == "h265":
+                # Browsers without HEVC in Media Source ask for an H.264 rendition, made on demand.
+                r = await client.post(f"/api/v1/channels/{cams[0]}/play", json={"transcode": True}, headers=auth)
+                assert r.status_code == 200, r.text
+                tc = r.json()
+                assert tc["transcoded"] and tc["video_codec"] == "h264" and tc["stream_id"] != cams[0]
+                flv = await read_http(client, tc["urls"]["flv"], 60_000)
+                with av.open(io.BytesIO(flv), format="flv") as c:
+                    assert c.streams.video[0].codec_context.name == "h264"
+                assert len(decode(flv, "flv")) >= 3
+
         # Idle teardown: with no viewer left, every stream is stopped (BYE) and its port released.
         async def idle() -> bool:
             return not platform.media.sessions()

@@ -129,6 +129,7 @@ class DeviceConfigIn(Strict):
 
 class PlayIn(Strict):
     transport: StreamTransport | None = None
+    transcode: bool = Field(default=False, description="H.264 rendition of an H.265 channel (browsers without HEVC)")
 
 
 class PlayUrls(BaseModel):
@@ -149,6 +150,7 @@ class PlayOut(BaseModel):
     urls: PlayUrls
     token: str
     expires_in: int
+    transcoded: bool = False
 
 
 class PullChannelIn(Strict):

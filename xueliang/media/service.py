@@ -53,6 +53,8 @@ class PlaySession:
     ingest: Any = None
     invite: Any = None
     pull: Any = None
+    rendition: Any = None  # TranscodedStream when this session is an H.264 rendition of an H.265 one
+    transcoded: bool = False
     ready: asyncio.Future[None] | None = None
     closed: bool = False
 
@@ -105,13 +107,19 @@ class MediaService:
             gb.on_session_ended = self._on_device_bye
 
     async def start(self) -> None:
+        from .transcode import set_max_transcoders
+
+        set_max_transcoders(self.settings.max_transcodes)
         self._reaper = asyncio.create_task(self._reap_idle(), name="media-idle-reaper")
 
     async def shutdown(self) -> None:
+        from .snapshot import shutdown_pool
+
         if self._reaper:
             self._reaper.cancel()
         for sid in list(self._sessions):
             await self.stop_stream(sid, "shutdown")
+        shutdown_pool()
 
     # ---- public API used by the HTTP layer ---------------------------------------------------
 
@@ -129,8 +137,50 @@ class MediaService:
         return {"streams": len(self._sessions), "viewers": sum(s.hub.viewers for s in self._sessions.values()),
                 **self.counters}
 
-    async def play(self, channel_id: str, transport: str | None = None, user: str = "") -> PlaySession:
-        """Return the live session of a channel, starting it if needed (first viewer pays the INVITE)."""
+    async def play(self, channel_id: str, transport: str | None = None, user: str = "",
+                   transcode: bool = False) -> PlaySession:
+        """Return the live session of a channel, starting it if needed (first viewer pays the INVITE).
+
+        `transcode=True` asks for H.264 whatever the camera sends: browsers without HEVC in Media
+        Source get an on-demand transcoded rendition (bounded in number) of an H.265 stream.
+        """
+        sess = await self._play_source(channel_id, transport, user)
+        if transcode and sess.video_codec == "h265":
+            return await self._play_transcoded(sess, user)
+        return sess
+
+    async def _play_transcoded(self, source: PlaySession, user: str) -> PlaySession:
+        from .transcode import TranscodedStream
+
+        stream_id = f"{source.stream_id}-h264"
+        existing = self._sessions.get(stream_id)
+        if existing is not None and not existing.closed:
+            if existing.ready is not None and not existing.ready.done():
+                await asyncio.shield(existing.ready)
+            return existing
+        rendition = TranscodedStream(source.hub, stream_id=stream_id)
+        sess = PlaySession(stream_id=stream_id, channel_id=source.channel_id, device_id=source.device_id,
+                           transport=source.transport, hub=rendition.hub, source=source.source,
+                           rendition=rendition, transcoded=True)
+        sess.ready = asyncio.get_running_loop().create_future()
+        self._sessions[stream_id] = sess
+        try:
+            await rendition.start()  # raises TranscoderLimitError (a RuntimeError) past the limit
+            if not await rendition.hub.wait_keyframe(max(self.settings.media_timeout, 10)):
+                raise MediaTimeout(f"{source.channel_id}: the H.265 to H.264 transcoder produced no picture in time")
+            sess.ready.set_result(None)
+        except BaseException as exc:
+            sess.ready.set_exception(exc)
+            sess.ready.exception()
+            await self.stop_stream(stream_id, f"transcode failed: {exc}")
+            raise
+        self.counters["transcodes"] = self.counters.get("transcodes", 0) + 1
+        sess.idle_since = time.monotonic()
+        self.events.publish("stream.start", stream_id=stream_id, channel_id=source.channel_id,
+                            transport=source.transport, user=user, transcoded=True)
+        return sess
+
+    async def _play_source(self, channel_id: str, transport: str | None, user: str) -> PlaySession:
         stream_id = channel_id
         existing = self._sessions.get(stream_id)
         if existing is not None and not existing.closed:
@@ -183,9 +233,14 @@ class MediaService:
             await sess.ingest.close()
         if sess.pull is not None:
             await sess.pull.stop()
+        if sess.rendition is not None:
+            await sess.rendition.stop()
         if sess.port:
             self.ports.release(sess.port)
         sess.hub.close(reason)
+        rendition = self._sessions.get(f"{stream_id}-h264")
+        if rendition is not None and not sess.transcoded:
+            await self.stop_stream(rendition.stream_id, f"source stopped: {reason}")
         self.events.publish("stream.stop", stream_id=stream_id, channel_id=sess.channel_id, reason=reason)
         log.info("stream %s stopped: %s", stream_id, reason)
 

@@ -43,10 +43,11 @@ async def play(
     media = _media(platform)
     await channel_or_404(platform, channel_id)
     transport = body.transport if body else None
+    transcode = bool(body and body.transcode)
     ip = client_ip(request)
     try:
         with platform_errors(channel_id):
-            session = await media.play(channel_id, transport, user=user.username)
+            session = await media.play(channel_id, transport, user=user.username, transcode=transcode)
     except ApiError as exc:
         audit(platform, user.username, "stream.play_failed", channel_id,
               {"transport": transport, "error": exc.detail}, ip)
@@ -60,6 +61,7 @@ async def play(
         video_codec=session.video_codec, audio_codec=session.audio_codec,
         width=session.width, height=session.height,
         urls=play_urls(request, session.stream_id, token), token=token, expires_in=ttl,
+        transcoded=bool(getattr(session, "transcoded", False)),
     )
 
 
