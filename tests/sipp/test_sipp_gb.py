@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.sipp.conftest import SCENARIOS, run_sipp
+from .sipp_driver import SCENARIOS, run_sipp
 
 pytestmark = pytest.mark.sipp
 
