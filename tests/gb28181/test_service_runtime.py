@@ -375,3 +375,20 @@ async def test_start_writes_offline_for_lapsed_registrations(platform):
     await p.flush()
     assert (await p.db.repo.get_device(IPC))["status"] == "offline"
     assert (await p.db.repo.get_device(fresh))["status"] == "online"
+
+
+async def test_mobile_position_subscription_notifies_are_stored(platform, wait):
+    p = await platform()
+    sim = await start_sim(p, channels=1)
+    try:
+        sub = await p.gb.subscribe(NVR, "MobilePosition", expires=60, Interval=1)
+        assert sub.active and sub.remote_tag
+        await wait(lambda: p.gb.stats["positions"] >= 1, timeout=5.0)
+        await p.flush()
+        _, n = await p.db.repo.list_positions(page=1, size=5, device_id=NVR)
+        assert n >= 1
+        await p.gb.stop()      # unsubscribes (Expires: 0)
+        await wait(lambda: not sim.subscriptions or all(
+            s.task is None or s.task.done() for s in sim.subscriptions.values()), timeout=3.0)
+    finally:
+        await sim.stop()

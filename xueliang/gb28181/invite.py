@@ -16,7 +16,6 @@ from xueliang.sip.errors import SipError, SipTimeout
 from xueliang.sip.headers import NameAddr
 
 from .errors import GbError, GbTimeout
-from .registry import uri_user_host
 from .sdp import Sdp, parse_sdp
 
 if TYPE_CHECKING:
@@ -89,7 +88,7 @@ class InviteManager:
                           device_id=device_id, command="INVITE", status=resp.status)
         sess = self._session_from_2xx(dev.device_id, channel_id, req, resp, dev.address, dev.transport,
                                       transport, offer)
-        self._ack(sess, req)
+        self._ack(sess)
         self.sessions[sess.call_id] = sess
         svc.stats["invites"] += 1
         return sess
@@ -132,7 +131,7 @@ class InviteManager:
         headers.extend(("Route", r) for r in sess.route_set)
         return Request(method, sess.remote_target, headers)
 
-    def _ack(self, sess: InviteSession, invite_req: Any) -> None:
+    def _ack(self, sess: InviteSession) -> None:
         ack = self._dialog_request(sess, "ACK", sess.cseq)
         self.svc.endpoint.send_ack(ack, (sess.remote_host, sess.remote_port), transport=sess.sip_transport)
 
@@ -182,6 +181,3 @@ class InviteManager:
         sess = self.sessions.get(call_id)
         return sess.device_id if sess else None
 
-
-def from_user(value: str) -> str:
-    return uri_user_host(value)[0]
