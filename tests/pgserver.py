@@ -110,7 +110,15 @@ def pg_server(dbname: str = "xueliang_test") -> Iterator[PgServer]:
         server.stop()
 
 
-if __name__ == "__main__":  # manual use: python tests/pgserver.py  (prints the URL, Ctrl-C stops)
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":  # manual use: python tests/pgserver.py  (prints the URL; Ctrl-C or SIGTERM stops)
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started in the background (SIGINT ignored there)
     with pg_server() as srv:
         print(srv.url(srv.dbname), flush=True)
         with contextlib.suppress(KeyboardInterrupt):
