@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pgserver import PgServer, find_bindir  # noqa: E402
+from pgserver import PgServer, find_bindir
 
 
 @pytest.fixture(scope="session")
