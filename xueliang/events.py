@@ -70,7 +70,7 @@ class EventBus:
         self._subs: set[Subscription] = set()
         self.published = 0
 
-    def publish(self, type: str, **data: Any) -> None:
+    def publish(self, type: str, /, **data: Any) -> None:
         self.published += 1
         if not self._subs:
             return

@@ -300,14 +300,7 @@ class GbService:
             elif k == "cseq":
                 add("CSeq: " + v)
         add(self._ok_tail)
-        data = "\r\n".join(parts).encode("utf-8", "surrogateescape")
-        txn = inc.txn
-        ep = self.endpoint
-        if txn is not None:
-            if txn.respond(data, ep._now(), 200):
-                ep._rearm()
-        else:
-            ep._send(data, (inc.transport, inc.source))
+        inc.send_response_bytes("\r\n".join(parts).encode("utf-8", "surrogateescape"), 200)
 
     def _on_message(self, inc: Incoming) -> None:
         req = inc.request
