@@ -27,7 +27,8 @@ class Platform:
         self.settings = settings
         self.version = __version__
         self.events = EventBus()
-        self.db = Database(settings.database_url)
+        # The dashboard summary is a whole-table aggregate: serve it at most 2 s stale (refreshed behind).
+        self.db = Database(settings.database_url, summary_ttl=2.0)
         self.started_at = time.time()
         self.endpoint: Any = None
         self.gb: Any = None

@@ -11,6 +11,7 @@ Everything returns plain JSON-ready dicts (datetimes as ISO strings).  Written f
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -123,6 +124,7 @@ class Repository:
         self.map_cache_max_zoom = map_cache_max_zoom
         self._map_cache: dict[int, tuple[float, list[dict[str, Any]]]] = {}
         self._summary_cache: tuple[float, dict[str, Any]] | None = None
+        self._summary_task: asyncio.Task[dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ helpers
     async def _page(self, table: Table, columns: Sequence[Any], conds: list[Any], order: list[Any],
@@ -250,7 +252,9 @@ class Repository:
         if district:
             conds.append(c.district == district)
         if q:
-            conds.append(or_(_prefix(c.channel_id, q), self._text_match(c.name, q)))
+            # Four or more digits are an ID prefix (an index range); anything else also matches names.
+            conds.append(_prefix(c.channel_id, q) if q.isdigit() and len(q) >= 4
+                         else or_(_prefix(c.channel_id, q), self._text_match(c.name, q)))
         if has_position is not None:
             conds.append(_geo() if has_position else ~_geo())
         order = _order(CHANNELS, sort, CHANNEL_SORTS, "id")
@@ -406,9 +410,21 @@ class Repository:
 
     # ------------------------------------------------------------------ dashboard
     async def summary(self) -> dict[str, Any]:
-        """Totals for the dashboard: one aggregate pass over channels, one over devices."""
-        if self.summary_ttl and self._summary_cache and time.monotonic() - self._summary_cache[0] < self.summary_ttl:
-            return self._summary_cache[1]
+        """Totals for the dashboard: one aggregate pass over channels, one over devices.
+
+        With `summary_ttl` set, a cached answer up to 10 ttl old is served at once while one background task
+        recomputes it (stale-while-revalidate): the aggregate costs a few hundred ms at 500,000
+        channels, and every open dashboard asks again after each status event.
+        """
+        cached = self._summary_cache
+        if self.summary_ttl and cached and time.monotonic() - cached[0] < 10 * self.summary_ttl:
+            if time.monotonic() - cached[0] >= self.summary_ttl and (
+                    self._summary_task is None or self._summary_task.done()):
+                self._summary_task = asyncio.get_running_loop().create_task(self._compute_summary())
+            return cached[1]
+        return await self._compute_summary()
+
+    async def _compute_summary(self) -> dict[str, Any]:
         c = CHANNELS.c
         on = c.status == "online"
         cols: list[Any] = [func.count().label("total"), func.sum(case((on, 1), else_=0)).label("online"),
