@@ -47,6 +47,10 @@ __all__ = ["GbService"]
 log = logging.getLogger("xueliang.gb28181.service")
 
 _KEEPALIVE_MARK = b"<CmdType>Keepalive</CmdType>"
+
+
+def _is_keepalive(req: Any) -> bool:
+    return _KEEPALIVE_MARK in req.body
 AUTO_QUERY_CONCURRENCY = 256
 _STAT_KEYS = (
     "registrations", "register_challenges", "register_stale", "register_failures", "unregistrations",
@@ -96,6 +100,8 @@ class GbService:
                  repo: Any) -> None:
         self.settings = settings
         self.endpoint = endpoint
+        # Keepalives are idempotent: answered without a SIP transaction (DESIGN.md hot path).
+        endpoint.stateless = _is_keepalive
         self.writer = writer
         self.events = events
         self.repo = repo

@@ -175,6 +175,9 @@ class SipEndpoint:
         self.user_agent = user_agent
         self.max_message = max_message
         self.auto_trying = auto_trying
+        # Optional predicate: MESSAGE requests it accepts are handled without a server transaction
+        # (idempotent requests such as keepalives, the hottest path of a GB/T 28181 platform).
+        self.stateless: Callable[[Request], bool] | None = None
         self.advertised_host = advertised_host
         self._layer = TransactionLayer(self._send, t1=t1, t2=t2, t4=t4)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -191,7 +194,7 @@ class SipEndpoint:
         self._stats: dict[str, int] = dict.fromkeys(
             ("received", "sent", "parse_errors", "bad_requests_answered", "retransmissions", "timeouts",
              "handler_errors", "send_errors", "transport_errors", "tcp_connections", "late_responses",
-             "ack_resent", "internal_errors", "connect_errors"), 0)
+             "ack_resent", "internal_errors", "connect_errors", "stateless"), 0)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, host: str, port: int, *, udp: bool = True, tcp: bool = True) -> None:
@@ -496,8 +499,24 @@ class SipEndpoint:
             self._layer.receive_response(msg, now)
             self._rearm()
             return
+        stateless = self.stateless
+        if stateless is not None and msg.method == "MESSAGE":
+            try:
+                _fix_via(msg, source)
+                if stateless(msg):
+                    # Idempotent fast path (GB keepalives): no transaction, no timer, nothing lingering
+                    # for 32 s; a retransmission simply gets another identical 200.
+                    stats["stateless"] += 1
+                    self.handler(Incoming(msg, source, transport, self, None))
+                    return
+            except SipParseError as exc:
+                stats["parse_errors"] += 1
+                exc.partial = msg
+                self._answer_bad(exc, source, transport)
+                return
         try:
-            _fix_via(msg, source)
+            if stateless is None or msg.method != "MESSAGE":
+                _fix_via(msg, source)
             new, txn = self._layer.receive_request(msg, (transport, source), now, reliable=reliable)
         except SipParseError as exc:
             stats["parse_errors"] += 1

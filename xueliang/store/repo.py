@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from xueliang.store.models import Alarm, AuditLog, Channel, Device, Position, User, utcnow
+from xueliang.store.models import Alarm, AuditLog, Channel, Device, Position, Snapshot, User, utcnow
 from xueliang.store.normalize import GENESIS_HASH, audit_hash, channel_row, device_row
 
 DEVICES: Table = Device.__table__  # type: ignore[assignment]
@@ -45,6 +45,7 @@ ALARMS: Table = Alarm.__table__  # type: ignore[assignment]
 POSITIONS: Table = Position.__table__  # type: ignore[assignment]
 USERS: Table = User.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditLog.__table__  # type: ignore[assignment]
+SNAPSHOTS: Table = Snapshot.__table__  # type: ignore[assignment]
 
 PULL_DEVICE_ID = "pull"
 MAX_PAGE_SIZE = 1000
@@ -610,6 +611,28 @@ class Repository:
         if action:
             conds.append(AUDIT.c.action == action)
         return await self._page(AUDIT, list(AUDIT.columns), conds, [AUDIT.c.id.desc()], page, size)
+
+    # ------------------------------------------------------------------ snapshots (image store index)
+    async def add_snapshot(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Index a stored snapshot file (channel, time, path, size) for the image database."""
+        values = {k: row[k] for k in ("device_id", "channel_id", "path", "content_type", "size", "width",
+                                      "height", "taken_at") if k in row}
+        values.setdefault("taken_at", utcnow())
+        async with self.engine.begin() as conn:
+            new_id = (await conn.execute(insert(SNAPSHOTS).values(**values).returning(SNAPSHOTS.c.id))).scalar_one()
+        return await self._one(select(SNAPSHOTS).where(SNAPSHOTS.c.id == new_id)) or {}
+
+    async def list_snapshots(self, *, page: int = 1, size: int = 20, channel_id: str | None = None,
+                             since: datetime | None = None) -> tuple[list[dict[str, Any]], int]:
+        conds: list[Any] = []
+        if channel_id:
+            conds.append(SNAPSHOTS.c.channel_id == channel_id)
+        if since is not None:
+            conds.append(SNAPSHOTS.c.taken_at >= since)
+        return await self._page(SNAPSHOTS, list(SNAPSHOTS.columns), conds, [SNAPSHOTS.c.id.desc()], page, size)
+
+    async def get_snapshot(self, snapshot_id: int) -> dict[str, Any] | None:
+        return await self._one(select(SNAPSHOTS).where(SNAPSHOTS.c.id == snapshot_id))
 
     async def verify_audit_chain(self) -> tuple[bool, int | None]:
         """Recompute the hash chain: (True, None) when intact, else (False, id of the first broken row)."""

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 
-from xueliang.api.deps import ChannelId, Operator, StreamId, Viewer, audit, client_ip, get_platform, setting
+from xueliang.api.deps import (
+    ChannelId,
+    Operator,
+    Page,
+    StreamId,
+    Viewer,
+    audit,
+    client_ip,
+    get_platform,
+    setting,
+)
 from xueliang.api.errors import ApiError, platform_errors
 from xueliang.api.routers.channels import channel_or_404
 from xueliang.api.schemas import PlayIn, PlayOut, PlayUrls
@@ -85,11 +95,63 @@ async def stop_stream(stream_id: StreamId, request: Request, user: Operator) -> 
 
 @router.get("/channels/{channel_id}/snapshot", summary="A JPEG of the live picture",
             responses={200: {"content": {"image/jpeg": {}}}}, response_class=Response)
-async def snapshot(channel_id: ChannelId, request: Request, user: Viewer) -> Response:
+async def snapshot(channel_id: ChannelId, request: Request, user: Viewer,
+                   store: Annotated[bool, Query(description="also keep it in the image store")] = False) -> Response:
     platform = get_platform(request)
     media = _media(platform)
-    await channel_or_404(platform, channel_id)
+    channel = await channel_or_404(platform, channel_id)
     with platform_errors(channel_id):
         jpeg = await media.snapshot(channel_id)
-    audit(platform, user.username, "channel.snapshot", channel_id, {"bytes": len(jpeg)}, client_ip(request))
-    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    detail: dict[str, Any] = {"bytes": len(jpeg)}
+    if store:
+        row = await _store_snapshot(platform, channel, jpeg)
+        headers["X-Snapshot-Id"] = str(row.get("id"))
+        detail["snapshot_id"] = row.get("id")
+    audit(platform, user.username, "channel.snapshot", channel_id, detail, client_ip(request))
+    return Response(jpeg, media_type="image/jpeg", headers=headers)
+
+
+async def _store_snapshot(platform: Any, channel: dict[str, Any], jpeg: bytes) -> dict[str, Any]:
+    """Write the JPEG under <data_dir>/snapshots/<channel>/ and index it (channel, time, size)."""
+    import asyncio
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    import cv2
+    import numpy as np
+
+    from xueliang.media.snapshot import store_snapshot
+
+    when = datetime.now(UTC)
+    folder = Path(setting(platform, "data_dir", "var")) / "snapshots"
+    path = await asyncio.to_thread(store_snapshot, jpeg, channel["channel_id"], folder, when)
+    img = await asyncio.to_thread(cv2.imdecode, np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+    h, w = (int(img.shape[0]), int(img.shape[1])) if img is not None else (None, None)
+    return await platform.db.repo.add_snapshot({
+        "device_id": channel.get("device_id"), "channel_id": channel["channel_id"], "path": str(path),
+        "size": len(jpeg), "width": w, "height": h, "taken_at": when})
+
+
+@router.get("/snapshots", summary="Stored snapshots (image store), newest first")
+async def list_snapshots(request: Request, _: Viewer, page: Page,
+                         channel_id: Annotated[str | None, Query(max_length=20)] = None) -> dict[str, Any]:
+    items, total = await get_platform(request).db.repo.list_snapshots(page=page.page, size=page.size,
+                                                                       channel_id=channel_id)
+    for it in items:
+        it.pop("path", None)  # where files live on the server is not the client's business
+    return {"items": items, "total": total}
+
+
+@router.get("/snapshots/{snapshot_id}", summary="One stored snapshot as JPEG",
+            responses={200: {"content": {"image/jpeg": {}}}}, response_class=Response)
+async def get_snapshot(snapshot_id: int, request: Request, user: Viewer) -> Response:
+    from pathlib import Path
+
+    platform = get_platform(request)
+    row = await platform.db.repo.get_snapshot(snapshot_id)
+    if row is None or not Path(row["path"]).is_file():
+        raise ApiError(404, f"snapshot {snapshot_id} not found", "not_found")
+    audit(platform, user.username, "snapshot.view", row["channel_id"], {"snapshot_id": snapshot_id},
+          client_ip(request))
+    return Response(Path(row["path"]).read_bytes(), media_type="image/jpeg")
