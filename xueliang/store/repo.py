@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -123,9 +123,34 @@ class Repository:
         self.summary_ttl = summary_ttl
         self.map_cache_ttl = map_cache_ttl
         self.map_cache_max_zoom = map_cache_max_zoom
-        self._map_cache: dict[int, tuple[float, list[dict[str, Any]]]] = {}
-        self._summary_cache: tuple[float, dict[str, Any]] | None = None
-        self._summary_task: asyncio.Task[dict[str, Any]] | None = None
+        self._cache: dict[Any, tuple[float, Any]] = {}
+        self._refreshing: dict[Any, asyncio.Task[None]] = {}
+
+    # ------------------------------------------------------------------ cache of whole-table aggregates
+    async def _cached(self, key: Any, ttl: float, compute: Callable[[], Awaitable[Any]]) -> Any:
+        """Stale-while-revalidate: an answer up to 10 ttl old is served at once and, once older than ttl,
+        recomputed by one background task. Aggregates over 500,000 channels cost a few hundred ms and
+        every open console asks again after each status event; none of them needs to be exact to the ms.
+        """
+        if ttl <= 0:
+            return await compute()
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < 10 * ttl:
+            if now - hit[0] >= ttl and key not in self._refreshing:
+                self._refreshing[key] = asyncio.get_running_loop().create_task(self._refresh(key, compute))
+            return hit[1]
+        value = await compute()
+        self._cache[key] = (time.monotonic(), value)
+        return value
+
+    async def _refresh(self, key: Any, compute: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            self._cache[key] = (time.monotonic(), await compute())
+        except Exception:  # keep serving the last good answer; the next call tries again
+            pass
+        finally:
+            self._refreshing.pop(key, None)
 
     # ------------------------------------------------------------------ helpers
     async def _page(self, table: Table, columns: Sequence[Any], conds: list[Any], order: list[Any],
@@ -339,6 +364,9 @@ class Repository:
     async def group_tree(self, by: str, parent: str | None = None) -> list[dict[str, Any]]:
         """Tree nodes with channel counts: by civil code prefix (2/4/6/8 digits) or business group/virtual org."""
         if by == "civil_code":
+            if parent is None or len(parent) <= 4:  # the top levels aggregate (nearly) every channel
+                return await self._cached(("civil", parent), self.summary_ttl,  # type: ignore[no-any-return]
+                                          lambda: self._civil_tree(parent))
             return await self._civil_tree(parent)
         if by == "business_group":
             return await self._business_tree(parent)
@@ -411,19 +439,8 @@ class Repository:
 
     # ------------------------------------------------------------------ dashboard
     async def summary(self) -> dict[str, Any]:
-        """Totals for the dashboard: one aggregate pass over channels, one over devices.
-
-        With `summary_ttl` set, a cached answer up to 10 ttl old is served at once while one background task
-        recomputes it (stale-while-revalidate): the aggregate costs a few hundred ms at 500,000
-        channels, and every open dashboard asks again after each status event.
-        """
-        cached = self._summary_cache
-        if self.summary_ttl and cached and time.monotonic() - cached[0] < 10 * self.summary_ttl:
-            if time.monotonic() - cached[0] >= self.summary_ttl and (
-                    self._summary_task is None or self._summary_task.done()):
-                self._summary_task = asyncio.get_running_loop().create_task(self._compute_summary())
-            return cached[1]
-        return await self._compute_summary()
+        """Totals for the dashboard: one aggregate pass over channels, one over devices (cached, see _cached)."""
+        return await self._cached("summary", self.summary_ttl, self._compute_summary)  # type: ignore[no-any-return]
 
     async def _compute_summary(self) -> dict[str, Any]:
         c = CHANNELS.c
@@ -450,7 +467,6 @@ class Repository:
             "hd": int(ch["hd"] or 0),
             "alarms_today": int(alarms),
         }
-        self._summary_cache = (time.monotonic(), out)
         return out
 
     async def map_clusters(self, west: float, south: float, east: float, north: float, zoom: int,
@@ -466,11 +482,9 @@ class Repository:
         zoom = max(0, min(22, int(zoom)))
         limit = max(1, int(limit))
         if self.map_cache_ttl > 0 and zoom <= self.map_cache_max_zoom:
-            hit = self._map_cache.get(zoom)
-            if hit is None or time.monotonic() - hit[0] >= self.map_cache_ttl:
-                hit = (time.monotonic(), await self._clusters(-180.0, -90.0, 180.0, 90.0, zoom, None))
-                self._map_cache[zoom] = hit
-            inside = [cl for cl in hit[1] if south <= cl["lat"] <= north
+            world = await self._cached(("map", zoom), self.map_cache_ttl,
+                                       lambda: self._clusters(-180.0, -90.0, 180.0, 90.0, zoom, None))
+            inside = [cl for cl in world if south <= cl["lat"] <= north
                       and ((west <= cl["lng"] <= east) if west <= east else (cl["lng"] >= west or cl["lng"] <= east))]
             return inside[:limit]  # already ordered by count, descending
         return await self._clusters(west, south, east, north, zoom, limit)
