@@ -64,7 +64,7 @@ async def api_latencies(client: httpx.AsyncClient, auth: dict[str, str], n: int)
     return out
 
 
-async def browser(base: str) -> dict[str, float]:
+async def browser(base: str, channel_id: str, name: str) -> dict[str, float]:
     from playwright.async_api import async_playwright
 
     out: dict[str, float] = {}
@@ -111,10 +111,17 @@ async def browser(base: str) -> dict[str, float]:
         await page.click("[data-test=nav-live]")
         search = page.locator("input[data-test=tree-search], [data-test=tree-search] input").first
         await search.wait_for(timeout=30000)
-        t = time.perf_counter()
-        await search.fill("34020000001310004711")
-        await page.wait_for_selector("[data-test=tree-result]", timeout=30000)
-        out["tree search (ID) to result"] = time.perf_counter() - t
+        for label, text in (("tree search (ID) to result", channel_id),
+                            ("tree search (name) to result", name)):
+            await search.fill("")
+            t = time.perf_counter()
+            await search.fill(text)
+            try:
+                await page.wait_for_selector("[data-test=tree-result]", timeout=30000)
+                out[label] = time.perf_counter() - t
+            except Exception:
+                await page.screenshot(path="/tmp/console_map_search.png")
+                print(f"  {label}: no result within 30 s (screenshot /tmp/console_map_search.png)")
         await b.close()
     return out
 
@@ -141,7 +148,9 @@ async def main(args: argparse.Namespace) -> None:
                 auth = {"Authorization": "Bearer " + r.json()["access_token"]}
                 total = (await client.get("/api/v1/channels", params={"size": 1}, headers=auth)).json()["total"]
                 rows = await api_latencies(client, auth, args.n)
-            shots = await browser(base)
+                pick = (await client.get("/api/v1/channels", params={"page": 4711, "size": 1},
+                                         headers=auth)).json()["items"][0]
+            shots = await browser(base, pick["channel_id"], pick["name"])
         finally:
             proc.terminate()
             proc.wait(30)
