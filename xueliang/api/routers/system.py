@@ -20,6 +20,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from xueliang import __version__
 from xueliang.api.deps import Viewer, get_platform
 
+# Endpoint stats that are levels, not running totals.
+SIP_GAUGES = ("transactions",)
+
 router = APIRouter(tags=["system"])
 root_router = APIRouter(tags=["system"])
 
@@ -157,9 +160,13 @@ async def metrics(request: Request) -> Response:
         fam = CounterMetricFamily("xueliang_sip_messages", "SIP endpoint counters", labels=["kind"])
         for key, value in sorted(sip.items()):
             v = _num(value)
-            if v is not None:
+            if v is not None and key not in SIP_GAUGES:
                 fam.add_metric([str(key)], v)
         fams.append(fam)
+        for key in SIP_GAUGES:
+            v = _num(sip.get(key))
+            if v is not None:
+                fams.append(GaugeMetricFamily(f"xueliang_sip_{key}", f"SIP {key} in progress now", value=v))
     gb = stats.get("gb") or {}
     if gb:
         fam = CounterMetricFamily("xueliang_gb", "GB/T 28181 service counters", labels=["kind"])
