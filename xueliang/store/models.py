@@ -314,3 +314,18 @@ class Snapshot(Base):
 
 DEVICE_COLUMNS = frozenset(c.name for c in Device.__table__.columns)
 CHANNEL_COLUMNS = frozenset(c.name for c in Channel.__table__.columns)
+
+#: Name-search objects created by migration 0002 outside the models (they cannot be declared here: an FTS5
+#: virtual table and its shadow tables exist on SQLite only, the pg_trgm GIN indexes on PostgreSQL only).
+SEARCH_OBJECTS = frozenset({
+    "channels_fts", "channels_fts_data", "channels_fts_idx", "channels_fts_content", "channels_fts_docsize",
+    "channels_fts_config", "ix_channels_name_trgm", "ix_devices_name_trgm",
+})
+
+
+def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+    """Alembic `include_name` hook for comparing a database with these models: leaves out SEARCH_OBJECTS.
+
+    Pass it as `include_name=` to `context.configure` / `MigrationContext.configure(opts=...)`; without it
+    autogenerate would propose dropping the search index."""
+    return name not in SEARCH_OBJECTS

@@ -12,6 +12,7 @@ Everything returns plain JSON-ready dicts (datetimes as ISO strings).  Written f
 from __future__ import annotations
 
 import asyncio
+import string
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,8 +21,10 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    String,
     Table,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -29,10 +32,13 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
+    text,
     update,
 )
+from sqlalchemy import table as sql_table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -125,6 +131,7 @@ class Repository:
         self.map_cache_max_zoom = map_cache_max_zoom
         self._cache: dict[Any, tuple[float, Any]] = {}
         self._refreshing: dict[Any, asyncio.Task[None]] = {}
+        self._channels_fts: bool | None = None
 
     # ------------------------------------------------------------------ cache of whole-table aggregates
     async def _cached(self, key: Any, ttl: float, compute: Callable[[], Awaitable[Any]]) -> Any:
@@ -192,9 +199,33 @@ class Repository:
         return [_jsonable(r) for r in rows]
 
     def _text_match(self, col: Any, q: str) -> ColumnElement[bool]:
+        """Case-insensitive (ASCII) substring match; on PostgreSQL a pg_trgm GIN index serves 3+ chars."""
         if self.dialect == "postgresql":
             return col.ilike(f"%{_escape_like(q)}%", escape="\\")
         return col.contains(q, autoescape=True)  # SQLite LIKE is case-insensitive for ASCII already
+
+    async def _has_channels_fts(self) -> bool:
+        """Whether migration 0002 could create channels_fts (FTS5 with trigram); asked once per Repository
+        (lazily: the Repository exists before Database.open() migrates)."""
+        if self._channels_fts is None:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'channels_fts'"))).first()
+            self._channels_fts = row is not None
+        return self._channels_fts
+
+    async def _channel_name_match(self, q: str) -> ColumnElement[bool]:
+        """Channels whose name contains `q`, exactly as `_text_match` (LIKE) would select them.
+
+        On SQLite with channels_fts and 3+ characters (the trigram minimum), the rows come from the FTS index:
+        it holds lower(name) with a case-sensitive trigram tokenizer, so a phrase MATCH of the ASCII-lowered
+        query is the same substring test as LIKE (ASCII case-insensitive), and needs no LIKE recheck."""
+        c = CHANNELS.c
+        if self.dialect == "sqlite" and len(q) >= 3 and await self._has_channels_fts():
+            phrase = '"' + q.translate(_ASCII_LOWER).replace('"', '""') + '"'
+            hits: Any = select(literal_column("rowid")).select_from(_CHANNELS_FTS).where(
+                literal_column("channels_fts").op("MATCH")(bindparam("fts_q", phrase, type_=String)))
+            return c.id.in_(hits)
+        return self._text_match(c.name, q)
 
     # ------------------------------------------------------------------ devices
     async def list_devices(self, *, page: int = 1, size: int = 20, status: str | None = None,
@@ -280,7 +311,7 @@ class Repository:
         if q:
             # Four or more digits are an ID prefix (an index range); anything else also matches names.
             conds.append(_prefix(c.channel_id, q) if q.isdigit() and len(q) >= 4
-                         else or_(_prefix(c.channel_id, q), self._text_match(c.name, q)))
+                         else or_(_prefix(c.channel_id, q), await self._channel_name_match(q)))
         if has_position is not None:
             conds.append(_geo() if has_position else ~_geo())
         order = _order(CHANNELS, sort, CHANNEL_SORTS, "id")
@@ -677,6 +708,10 @@ class Repository:
         async with self.engine.begin() as conn:
             res = await conn.execute(delete(ev).where(ev.c.at < utcnow() - older_than))
         return int(res.rowcount or 0)
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # SQLite's lower() and LIKE
+_CHANNELS_FTS = sql_table("channels_fts")  # migration 0002 (SQLite only): trigram FTS5 over lower(channels.name)
 
 
 def _escape_like(s: str) -> str:
