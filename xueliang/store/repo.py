@@ -55,6 +55,7 @@ SNAPSHOTS: Table = Snapshot.__table__  # type: ignore[assignment]
 
 PULL_DEVICE_ID = "pull"
 MAX_PAGE_SIZE = 1000
+FTS_DENSE_HITS = 2000  # above this many name hits a page is found by walking the ORDER BY index (see _channel_search)
 ORG_TYPES = (200, 215, 216)  # SIP server, business group, virtual organisation: tree nodes, not video
 
 DEVICE_SORTS = frozenset({"device_id", "name", "status", "updated_at", "created_at", "registered_at",
@@ -161,14 +162,15 @@ class Repository:
 
     # ------------------------------------------------------------------ helpers
     async def _page(self, table: Table, columns: Sequence[Any], conds: list[Any], order: list[Any],
-                    page: int, size: int, key: str | None = None) -> tuple[list[dict[str, Any]], int]:
-        """One page and the total, counted with the same WHERE.
+                    page: int, size: int, key: str | None = None,
+                    count_q: Any = None) -> tuple[list[dict[str, Any]], int]:
+        """One page and the total, counted with the same WHERE (or by `count_q`, an equivalent cheaper count).
 
         With `key` (the primary key), the page is found first as keys only — an ORDER BY/OFFSET that an index
         can serve without reading rows (or sorting whole rows) — and only that page's rows are then read.
         """
         limit, offset = _paging(page, size)
-        cq = select(func.count()).select_from(table).where(*conds)
+        cq = count_q if count_q is not None else select(func.count()).select_from(table).where(*conds)
         async with self.engine.connect() as conn:
             if key is None:
                 q = select(*columns).where(*conds).order_by(*order).limit(limit).offset(offset)
@@ -213,19 +215,35 @@ class Repository:
             self._channels_fts = row is not None
         return self._channels_fts
 
-    async def _channel_name_match(self, q: str) -> ColumnElement[bool]:
-        """Channels whose name contains `q`, exactly as `_text_match` (LIKE) would select them.
+    async def _channel_search(self, q: str, only_filter: bool) -> tuple[ColumnElement[bool], Any]:
+        """The `q` condition of list_channels (channel ID prefix or name substring) and, when it alone is the
+        WHERE (`only_filter`) and can be counted cheaper than by reading rows, that count query (else None).
 
-        On SQLite with channels_fts and 3+ characters (the trigram minimum), the rows come from the FTS index:
-        it holds lower(name) with a case-sensitive trigram tokenizer, so a phrase MATCH of the ASCII-lowered
-        query is the same substring test as LIKE (ASCII case-insensitive), and needs no LIKE recheck."""
+        Name matches are exactly those of `_text_match` (LIKE / ILIKE).  On SQLite with channels_fts and 3+
+        characters (the trigram minimum) they come from the FTS index: it holds lower(name) with a
+        case-sensitive trigram tokenizer, so a phrase MATCH of the ASCII-lowered query is the same substring
+        test as LIKE (ASCII case-insensitive) and needs no recheck.  Then:
+        * the total is the FTS hit count (rowids are channel ids, one each) plus the ID-prefix rows that are
+          not hits, no channel row read;
+        * with many hits (a common word) the `id IN hits` test is hidden from the planner (`id + 0`), so it
+          walks the ORDER BY index and stops after one page instead of reading and sorting every hit.
+        """
         c = CHANNELS.c
-        if self.dialect == "sqlite" and len(q) >= 3 and await self._has_channels_fts():
-            phrase = '"' + q.translate(_ASCII_LOWER).replace('"', '""') + '"'
-            hits: Any = select(literal_column("rowid")).select_from(_CHANNELS_FTS).where(
-                literal_column("channels_fts").op("MATCH")(bindparam("fts_q", phrase, type_=String)))
-            return c.id.in_(hits)
-        return self._text_match(c.name, q)
+        prefix = _prefix(c.channel_id, q)
+        if not (self.dialect == "sqlite" and len(q) >= 3 and await self._has_channels_fts()):
+            return or_(prefix, self._text_match(c.name, q)), None
+        phrase = '"' + q.translate(_ASCII_LOWER).replace('"', '""') + '"'
+        match = literal_column("channels_fts").op("MATCH")(bindparam("fts_q", phrase, type_=String))
+        hits: Any = select(literal_column("rowid")).select_from(_CHANNELS_FTS).where(match)
+        async with self.engine.connect() as conn:
+            n_hits = int((await conn.execute(select(func.count()).select_from(_CHANNELS_FTS).where(match)))
+                         .scalar_one())
+        in_hits = (c.id + 0).in_(hits) if n_hits > FTS_DENSE_HITS else c.id.in_(hits)
+        count_q = None
+        if only_filter:
+            extra = select(func.count()).select_from(CHANNELS).where(prefix, c.id.not_in(hits)).scalar_subquery()
+            count_q = select(literal(n_hits) + extra)
+        return or_(prefix, in_hits), count_q
 
     # ------------------------------------------------------------------ devices
     async def list_devices(self, *, page: int = 1, size: int = 20, status: str | None = None,
@@ -308,14 +326,19 @@ class Repository:
             conds.append(c.class_level == int(class_level))
         if district:
             conds.append(c.district == district)
-        if q:
-            # Four or more digits are an ID prefix (an index range); anything else also matches names.
-            conds.append(_prefix(c.channel_id, q) if q.isdigit() and len(q) >= 4
-                         else or_(_prefix(c.channel_id, q), await self._channel_name_match(q)))
         if has_position is not None:
             conds.append(_geo() if has_position else ~_geo())
+        count_q = None
+        if q:
+            # Four or more digits are an ID prefix (an index range); anything else also matches names.
+            if q.isdigit() and len(q) >= 4:
+                conds.append(_prefix(c.channel_id, q))
+            else:
+                cond, count_q = await self._channel_search(q, only_filter=not conds)
+                conds.append(cond)
         order = _order(CHANNELS, sort, CHANNEL_SORTS, "id")
-        return await self._page(CHANNELS, list(CHANNELS.columns), conds, order, page, size, key="id")
+        return await self._page(CHANNELS, list(CHANNELS.columns), conds, order, page, size, key="id",
+                                count_q=count_q)
 
     async def get_channel(self, channel_id: str, device_id: str | None = None) -> dict[str, Any] | None:
         """The channel with this ID (first match across devices unless device_id narrows it)."""
