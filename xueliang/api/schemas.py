@@ -130,13 +130,15 @@ class DeviceConfigIn(Strict):
 class PlayIn(Strict):
     transport: StreamTransport | None = None
     transcode: bool = Field(default=False, description="H.264 rendition of an H.265 channel (browsers without HEVC)")
+    audio: Literal["aac"] | None = Field(
+        default=None, description="'aac': AAC rendition of a G.711 channel (browsers cannot play G.711)")
 
 
 class PlayUrls(BaseModel):
     flv: str
     ws_flv: str
     fmp4: str
-    hls: str | None = None
+    hls: str | None = Field(default=None, description="HLS (fMP4 segments, video only) playlist, for iOS Safari")
 
 
 class PlayOut(BaseModel):

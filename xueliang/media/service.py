@@ -26,6 +26,8 @@ from .hub import StreamHub
 log = logging.getLogger("xueliang.media")
 
 TRANSPORTS = ("udp", "tcp-passive", "tcp-active")
+# Renditions made on demand from a source stream: stream id suffix -> (H.264 video, AAC audio).
+RENDITIONS = {"-h264": (True, False), "-aac": (False, True), "-h264-aac": (True, True)}
 
 
 class MediaError(RuntimeError):
@@ -53,7 +55,7 @@ class PlaySession:
     ingest: Any = None
     invite: Any = None
     pull: Any = None
-    rendition: Any = None  # TranscodedStream when this session is an H.264 rendition of an H.265 one
+    rendition: Any = None  # TranscodedStream when this session is a rendition (H.264 and/or AAC) of another
     transcoded: bool = False
     ready: asyncio.Future[None] | None = None
     closed: bool = False
@@ -91,6 +93,7 @@ class MediaService:
     """Starts, shares and stops live streams; issues short-lived play tokens."""
 
     def __init__(self, settings: Settings, gb: Any, db: Any, events: EventBus) -> None:
+        from .hls import HlsManager
         from .ports import PortPool
 
         self.settings = settings
@@ -102,6 +105,7 @@ class MediaService:
         self._ssrc_serial = itertools.count(1)
         self._token_key = hashlib.sha256(b"play-token:" + settings.secret_key.encode()).digest()
         self._reaper: asyncio.Task[None] | None = None
+        self.hls = HlsManager(idle_timeout=settings.stream_idle_timeout)
         self.counters = {"plays": 0, "play_failures": 0, "media_timeouts": 0, "idle_teardowns": 0}
         if hasattr(gb, "on_session_ended"):
             gb.on_session_ended = self._on_device_bye
@@ -117,6 +121,7 @@ class MediaService:
 
         if self._reaper:
             self._reaper.cancel()
+        await self.hls.shutdown()
         for sid in list(self._sessions):
             await self.stop_stream(sid, "shutdown")
         shutdown_pool()
@@ -138,27 +143,41 @@ class MediaService:
                 **self.counters}
 
     async def play(self, channel_id: str, transport: str | None = None, user: str = "",
-                   transcode: bool = False) -> PlaySession:
+                   transcode: bool = False, audio: str | None = None) -> PlaySession:
         """Return the live session of a channel, starting it if needed (first viewer pays the INVITE).
 
         `transcode=True` asks for H.264 whatever the camera sends: browsers without HEVC in Media
         Source get an on-demand transcoded rendition (bounded in number) of an H.265 stream.
+        `audio="aac"` asks for AAC audio when the camera sends G.711 (which MSE players cannot
+        play): an audio-only transcode (not counted against the transcoder limit).
         """
         sess = await self._play_source(channel_id, transport, user)
-        if transcode and sess.video_codec == "h265":
-            return await self._play_transcoded(sess, user)
+        want_h264 = transcode and sess.video_codec == "h265"
+        want_aac = audio == "aac" and await self._g711_audio(sess)
+        if want_h264 or want_aac:
+            suffix = "-h264-aac" if want_h264 and want_aac else "-h264" if want_h264 else "-aac"
+            return await self._play_transcoded(sess, user, suffix)
         return sess
 
-    async def _play_transcoded(self, source: PlaySession, user: str) -> PlaySession:
+    @staticmethod
+    async def _g711_audio(sess: PlaySession, wait: float = 1.5) -> bool:
+        """True when the stream's audio is G.711; audio may trail the first keyframe a little."""
+        end = time.monotonic() + wait
+        while sess.hub.audio_codec is None and not sess.hub.closed and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        return sess.hub.audio_codec in ("pcma", "pcmu")
+
+    async def _play_transcoded(self, source: PlaySession, user: str, suffix: str = "-h264") -> PlaySession:
         from .transcode import TranscodedStream
 
-        stream_id = f"{source.stream_id}-h264"
+        video, to_aac = RENDITIONS[suffix]
+        stream_id = f"{source.stream_id}{suffix}"
         existing = self._sessions.get(stream_id)
         if existing is not None and not existing.closed:
             if existing.ready is not None and not existing.ready.done():
                 await asyncio.shield(existing.ready)
             return existing
-        rendition = TranscodedStream(source.hub, stream_id=stream_id)
+        rendition = TranscodedStream(source.hub, stream_id=stream_id, video=video, audio_to_aac=to_aac)
         sess = PlaySession(stream_id=stream_id, channel_id=source.channel_id, device_id=source.device_id,
                            transport=source.transport, hub=rendition.hub, source=source.source,
                            rendition=rendition, transcoded=True)
@@ -168,16 +187,24 @@ class MediaService:
             await rendition.start()  # raises TranscoderLimitError (a RuntimeError) past the limit
             if not await rendition.hub.wait_keyframe(max(self.settings.media_timeout, 10)):
                 raise MediaTimeout(f"{source.channel_id}: the H.265 to H.264 transcoder produced no picture in time")
+            if to_aac:
+                # Outputs fix their audio track when a viewer connects: answer once AAC flows.
+                end = time.monotonic() + 5.0
+                while rendition.hub.audio_codec != "aac" and time.monotonic() < end and not rendition.hub.closed:
+                    await asyncio.sleep(0.05)
+                if rendition.hub.audio_codec != "aac":
+                    raise MediaTimeout(f"{source.channel_id}: the G.711 to AAC transcoder produced no audio in time")
             sess.ready.set_result(None)
         except BaseException as exc:
             sess.ready.set_exception(exc)
             sess.ready.exception()
             await self.stop_stream(stream_id, f"transcode failed: {exc}")
             raise
-        self.counters["transcodes"] = self.counters.get("transcodes", 0) + 1
+        counter = "transcodes" if video else "audio_transcodes"
+        self.counters[counter] = self.counters.get(counter, 0) + 1
         sess.idle_since = time.monotonic()
         self.events.publish("stream.start", stream_id=stream_id, channel_id=source.channel_id,
-                            transport=source.transport, user=user, transcoded=True)
+                            transport=source.transport, user=user, transcoded=True, rendition=suffix[1:])
         return sess
 
     async def _play_source(self, channel_id: str, transport: str | None, user: str) -> PlaySession:
@@ -224,6 +251,7 @@ class MediaService:
         if sess is None or sess.closed:
             return
         sess.closed = True
+        await self.hls.stop(stream_id, reason)
         if sess.invite is not None:
             try:
                 await self.gb.bye(sess.invite)
@@ -238,9 +266,10 @@ class MediaService:
         if sess.port:
             self.ports.release(sess.port)
         sess.hub.close(reason)
-        rendition = self._sessions.get(f"{stream_id}-h264")
-        if rendition is not None and not sess.transcoded:
-            await self.stop_stream(rendition.stream_id, f"source stopped: {reason}")
+        for suffix in RENDITIONS if not sess.transcoded else ():
+            rendition = self._sessions.get(f"{stream_id}{suffix}")
+            if rendition is not None:
+                await self.stop_stream(rendition.stream_id, f"source stopped: {reason}")
         self.events.publish("stream.stop", stream_id=stream_id, channel_id=sess.channel_id, reason=reason)
         log.info("stream %s stopped: %s", stream_id, reason)
 

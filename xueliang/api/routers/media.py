@@ -1,4 +1,4 @@
-"""Live media outputs: HTTP-FLV, WebSocket-FLV and fMP4 over WebSocket (for MSE).
+"""Live media outputs: HTTP-FLV, WebSocket-FLV, fMP4 over WebSocket (for MSE) and HLS (fMP4).
 
 Each connection is one hub viewer. Frames are taken in batches (everything queued since the last
 loop turn) and written as one chunk/message per batch for FLV, so a busy server does one socket
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from xueliang.api.deps import StreamId, get_platform
 from xueliang.api.errors import ApiError
@@ -218,3 +218,83 @@ async def ws_fmp4(ws: WebSocket, stream_id: str) -> None:
                         await ws.send_bytes(msg)
 
     await _pump(ws, hub, produce)
+
+
+# ---------------------------------------------------------------------------------------- HLS
+
+HLS_FIRST_SEGMENTS = 2  # segments a new playlist waits for: players start a few segments behind live
+HLS_WAIT = 10.0
+
+
+def _hls(platform: Any, stream_id: str, token: str | None, start: bool = False) -> Any:
+    """The stream's HLS segmenter after the token check (started on demand when `start`).
+
+    A token the play-token check accepted once keeps working for this stream while its segmenter
+    runs: HLS clients poll the same URLs longer than a play token lives.
+    """
+    media = _media(platform)
+    manager = getattr(media, "hls", None)
+    if manager is None:
+        raise ApiError(503, "HLS output not available", "unavailable")
+    seg = manager.get(stream_id)
+    known = bool(token) and seg is not None and token in seg.tokens
+    if not known and (not token or not media.check_token(stream_id, token)):
+        raise ApiError(403, "invalid or expired play token", "forbidden")
+    hub = media.hub(stream_id)
+    if hub is None:
+        raise ApiError(404, f"stream {stream_id} not found (start it with POST /channels/{{id}}/play)", "not_found")
+    if hub.video_codec not in ("h264", "h265"):
+        raise ApiError(409, "HLS needs H.264 or H.265 video", "conflict")
+    if seg is None or seg.hub is not hub:
+        if not start:
+            raise ApiError(404, "HLS not running for this stream: load the playlist first", "not_found")
+        seg = manager.ensure(hub)
+    if token and token not in seg.tokens and len(seg.tokens) < 256:
+        seg.tokens.add(token)
+    seg.touch()
+    return seg
+
+
+_HLS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+
+
+@router.get("/{stream_id}/index.m3u8", summary="HLS live playlist (fMP4 segments, video only)",
+            responses={200: {"content": {"application/vnd.apple.mpegurl": {}}}}, response_class=Response)
+async def hls_playlist(
+    stream_id: StreamId, request: Request,
+    token: Annotated[str | None, Query(max_length=512, description="play token")] = None,
+) -> Response:
+    seg = _hls(get_platform(request), stream_id, token, start=True)
+    if not await seg.wait_segments(HLS_FIRST_SEGMENTS, HLS_WAIT) and not seg.segments:
+        raise ApiError(504, f"no complete HLS segment of {stream_id} within {HLS_WAIT:.0f} s", "timeout")
+    seg.touch()
+    query = f"token={token}" if token else ""
+    return Response(seg.playlist(query), media_type="application/vnd.apple.mpegurl",
+                    headers={**_HLS_HEADERS, "Cache-Control": "no-cache"})
+
+
+@router.get("/{stream_id}/init.mp4", summary="HLS init segment (ftyp+moov)",
+            responses={200: {"content": {"video/mp4": {}}}}, response_class=Response)
+async def hls_init(
+    stream_id: StreamId, request: Request,
+    token: Annotated[str | None, Query(max_length=512, description="play token")] = None,
+    v: Annotated[int | None, Query(ge=0, description="init version (after a parameter-set change)")] = None,
+) -> Response:
+    seg = _hls(get_platform(request), stream_id, token)
+    data = seg.init(v)
+    if data is None:
+        raise ApiError(404, "init segment gone (reload the playlist)", "not_found")
+    return Response(data, media_type="video/mp4", headers={**_HLS_HEADERS, "Cache-Control": "max-age=60"})
+
+
+@router.get("/{stream_id}/seg{seq}.m4s", summary="HLS media segment (moof+mdat)",
+            responses={200: {"content": {"video/iso.segment": {}}}}, response_class=Response)
+async def hls_segment(
+    stream_id: StreamId, seq: int, request: Request,
+    token: Annotated[str | None, Query(max_length=512, description="play token")] = None,
+) -> Response:
+    seg = _hls(get_platform(request), stream_id, token)
+    s = seg.segment(seq)
+    if s is None:
+        raise ApiError(404, f"segment {seq} not (or no longer) available", "not_found")
+    return Response(s.data, media_type="video/iso.segment", headers={**_HLS_HEADERS, "Cache-Control": "max-age=60"})

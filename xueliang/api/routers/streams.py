@@ -41,6 +41,7 @@ def play_urls(request: Request, stream_id: str, token: str) -> PlayUrls:
         flv=f"{http}://{host}{base}.flv?token={token}",
         ws_flv=f"{ws}://{host}{base}.flv?token={token}",
         fmp4=f"{ws}://{host}{base}.mp4?token={token}",
+        hls=f"{http}://{host}{base}/index.m3u8?token={token}",
     )
 
 
@@ -54,17 +55,23 @@ async def play(
     await channel_or_404(platform, channel_id)
     transport = body.transport if body else None
     transcode = bool(body and body.transcode)
+    audio = body.audio if body else None
     ip = client_ip(request)
     try:
         with platform_errors(channel_id):
-            session = await media.play(channel_id, transport, user=user.username, transcode=transcode)
+            if audio:
+                session = await media.play(channel_id, transport, user=user.username, transcode=transcode,
+                                           audio=audio)
+            else:
+                session = await media.play(channel_id, transport, user=user.username, transcode=transcode)
     except ApiError as exc:
         audit(platform, user.username, "stream.play_failed", channel_id,
               {"transport": transport, "error": exc.detail}, ip)
         raise
     token = media.issue_token(session.stream_id, user.username)
     audit(platform, user.username, "stream.play", channel_id,
-          {"transport": session.transport, "requested": transport, "stream_id": session.stream_id}, ip)
+          {"transport": session.transport, "requested": transport, "stream_id": session.stream_id,
+           **({"audio": audio} if audio else {})}, ip)
     ttl = int(getattr(media, "token_ttl", 0) or setting(platform, "play_token_ttl", 300))
     return PlayOut(
         stream_id=session.stream_id, channel_id=session.channel_id, transport=session.transport,
