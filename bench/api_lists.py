@@ -42,7 +42,7 @@ async def measure(fn: Callable[[], Awaitable[Any]], n: int) -> tuple[float, floa
     return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
-async def run(db: Database, n: int) -> None:
+async def run(db: Database, n: int, only: list[str] | None = None) -> None:
     repo = db.repo
     _, total = await repo.list_channels(size=1)
     print(f"channels in the database: {total:,}  ({db.dialect})")
@@ -53,6 +53,14 @@ async def run(db: Database, n: int) -> None:
         ("list_channels status=online", lambda: repo.list_channels(page=1, size=20, status="online"), n),
         ("list_channels status=offline p5", lambda: repo.list_channels(page=5, size=20, status="offline"), n),
         ("list_channels q=name text", lambda: repo.list_channels(page=1, size=20, q="Gate"), max(10, n // 5)),
+        # name search (trigram index, migration 0002): a common word (1 in 7 rows), a rare one, 2 chars (scan)
+        ("list_channels q=gate (71,500 hits)", lambda: repo.list_channels(page=1, size=20, q="gate"), n),
+        ("list_channels q=Gate status=online", lambda: repo.list_channels(page=1, size=20, q="Gate",
+                                                                          status="online"), max(10, n // 5)),
+        ("list_channels q=Camera 417-9 (111)", lambda: repo.list_channels(page=1, size=20, q="Camera 417-9"), n),
+        ("list_channels q=417-99 R (1 hit)", lambda: repo.list_channels(page=1, size=20, q="417-99 R"), n),
+        ("list_channels q=Ga (2 chars: LIKE)", lambda: repo.list_channels(page=1, size=20, q="Ga"),
+         max(10, n // 5)),
         ("list_channels q=ID prefix", lambda: repo.list_channels(page=1, size=20, q="3402000123"), n),
         ("list_channels civil_code=3401", lambda: repo.list_channels(page=1, size=20, civil_code="3401"), n),
         ("list_channels device_id", lambda: repo.list_channels(page=1, size=50,
@@ -71,12 +79,14 @@ async def run(db: Database, n: int) -> None:
     ]
     async def cold(aw: Awaitable[Any]) -> Any:
         """The low-zoom cache emptied first: what one request per cache TTL pays."""
-        repo._map_cache.clear()
+        repo._cache.clear()
         return await aw
 
     base = None
     print(f"{'call':38s} {'p50 ms':>9s} {'p99 ms':>9s} {'p50 / SELECT 1 p50':>19s}")
     for name, fn, count in cases:
+        if only and not any(o in name for o in only):
+            continue
         p50, p99 = await measure(fn, count)
         if base is None:
             base = p50
@@ -91,6 +101,7 @@ async def main() -> None:
     ap.add_argument("--devices", type=int, default=500)
     ap.add_argument("--channels", type=int, default=1000)
     ap.add_argument("-n", type=int, default=200, help="samples per cheap call (expensive ones take n/5)")
+    ap.add_argument("--only", action="append", help="run only the calls whose label contains this (repeatable)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.db:
@@ -105,9 +116,11 @@ async def main() -> None:
             await db.close()
             print(f"loaded {args.devices * args.channels:,} channels in {secs:.1f} s")
         db = Database(url)
+        t0 = time.perf_counter()
         await db.open()
+        print(f"open (migrations to head): {time.perf_counter() - t0:.1f} s")
         try:
-            await run(db, args.n)
+            await run(db, args.n, args.only)
         finally:
             await db.close()
 
