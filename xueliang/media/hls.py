@@ -162,7 +162,10 @@ class HlsSegmenter:
             return
         span = next_dts - frames[0].dts
         duration = span / TIMESCALE if 0 < span < 3600 * TIMESCALE else len(frames) / 25
-        seg = HlsSegment(self.next_seq, data, duration, self.init_version, self._pending_wall, len(frames))
+        # Start time on the wall clock: the cut happens live (at the next keyframe's arrival), so
+        # "now - duration" is right even for the first segment, made from the hub's GOP cache.
+        wall = min(self._pending_wall, time.time() - duration)
+        seg = HlsSegment(self.next_seq, data, duration, self.init_version, wall, len(frames))
         self.next_seq += 1
         self.segments.append(seg)
         while len(self.segments) > self.max_segments:
