@@ -203,6 +203,10 @@ class Repository:
     def _text_match(self, col: Any, q: str) -> ColumnElement[bool]:
         """Case-insensitive (ASCII) substring match; on PostgreSQL a pg_trgm GIN index serves 3+ chars."""
         if self.dialect == "postgresql":
+            if len(q) < 3:
+                # No trigram to look up: keep the planner off the GIN index (a generic plan of a prepared
+                # statement would read all of it), `name || ''` is the same value.
+                col = col.concat(literal_column("''"))
             return col.ilike(f"%{_escape_like(q)}%", escape="\\")
         return col.contains(q, autoescape=True)  # SQLite LIKE is case-insensitive for ASCII already
 
