@@ -210,14 +210,19 @@ class PsDemuxer:
         return self._feed_slow(payload, marker)
 
     def flush(self) -> list[Frame]:
-        """End of stream: emit the access unit in progress unless it is visibly cut short (a PES
-        with bytes missing; an unfinished audio PES is dropped too)."""
+        """End of stream: emit the access unit in progress unless it may be cut short (a PES with
+        bytes missing, or a length-0 video PES whose end was never seen; an unfinished audio PES
+        is dropped too)."""
         out: list[Frame] = []
         if self._remaining and self._kind == 1:  # the stream stopped inside a video PES: damaged
             self._vparts = []
             self.damaged_frames += 1
-        if self._unbounded and self._pending and self._kind == 1:
-            self._vparts.append(self._pending)
+        if self._unbounded and self._kind == 1:
+            # A length-0 video PES is only known to be complete when the next start code (or a
+            # trusted marker, which already emitted it) arrives; at the end of the stream its tail
+            # may be lost with nothing after it to tell, so it is dropped rather than risked.
+            self._vparts = []
+            self.damaged_frames += 1
         self._pending = b""
         self._unbounded = False
         self._remaining = 0
