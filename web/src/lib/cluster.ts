@@ -36,3 +36,43 @@ export function formatCount(n: number): string {
   if (n >= 1000) return `${(n / 1000).toFixed(1)}k`
   return String(n)
 }
+
+/**
+ * How many DOM elements a map view may hold. Clusters are drawn on one shared canvas; the DOM is
+ * kept for what needs it: the count labels of the biggest clusters, and single cameras while there
+ * are few of them (draggable in edit mode, easy to hit). At 500,000 channels the server returns up
+ * to 2,000 clusters, and 2,000 DOM markers cost a second per pan or zoom in Chromium.
+ */
+export const LABEL_BUDGET = 150
+export const SINGLE_DOM_BUDGET = 300
+export const SINGLE_DOM_BUDGET_EDIT = 1000
+
+export interface ClusterLike { lat: number; lng: number; count: number; online?: number | null; status?: string | null; channel_id?: string | null }
+
+/** A single camera (drawn as a point, has a popup and may be dragged), not an aggregate. */
+export function isSingle(c: ClusterLike): boolean {
+  return c.count <= 1 && !!c.channel_id
+}
+
+/**
+ * Indices of the clusters that get a DOM count label: the `budget` largest aggregates (count > 1),
+ * ties broken by order so the choice is stable between identical answers.
+ */
+export function labelled(items: readonly ClusterLike[], budget = LABEL_BUDGET): Set<number> {
+  const idx: number[] = []
+  items.forEach((c, i) => { if (c.count > 1) idx.push(i) })
+  if (idx.length > budget) idx.sort((a, b) => items[b].count - items[a].count || a - b).length = budget
+  return new Set(idx)
+}
+
+/** Whether single cameras are drawn as DOM markers for this answer (few enough of them). */
+export function singlesAsDom(items: readonly ClusterLike[], editing: boolean): boolean {
+  let n = 0
+  for (const c of items) if (isSingle(c)) n++
+  return n <= (editing ? SINGLE_DOM_BUDGET_EDIT : SINGLE_DOM_BUDGET)
+}
+
+/** Identity of one drawn item: same key, same drawing, so a redraw keeps its layers. */
+export function clusterKey(c: ClusterLike, mode: string): string {
+  return `${mode}|${c.lat}|${c.lng}|${c.count}|${c.online ?? ''}|${c.status ?? ''}|${c.channel_id ?? ''}`
+}
