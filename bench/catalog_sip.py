@@ -82,15 +82,20 @@ async def main(args: argparse.Namespace) -> None:
                 t_reg = time.perf_counter() - t0
                 stored = 0
                 deadline = time.perf_counter() + args.timeout
+                last_change = time.perf_counter()
                 while time.perf_counter() < deadline:
                     r = await client.get("/api/v1/channels", params={"size": 1}, headers=auth)
-                    stored = r.json()["total"]
-                    if stored >= total:
-                        break
+                    now_stored = r.json()["total"]
+                    if now_stored != stored:
+                        stored, last_change = now_stored, time.perf_counter()
+                    if stored >= total or time.perf_counter() - last_change > args.stall:
+                        break  # all in, or the sims gave up on pages (loaded host): report what came
                     await asyncio.sleep(0.5)
                 t_all = time.perf_counter() - t0
                 await asyncio.sleep(1.0)
                 rss1 = rss_kb(proc.pid)
+                await asyncio.sleep(args.settle)  # after the writer's post-burst trim
+                rss2 = rss_kb(proc.pid)
                 await net.stop()
         finally:
             proc.terminate()
@@ -101,6 +106,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"  baseline raw sqlite3 executemany of {total:,} rows: {base_s:.1f} s -> ratio {t_all / base_s:.1f}x")
     print(f"  platform RSS {rss0 / 1024:.0f} MB -> {rss1 / 1024:.0f} MB: "
           f"{(rss1 - rss0) * 1024 / max(stored, 1):,.0f} bytes per registered channel")
+    print(f"  after {args.settle:.0f} s settle: {rss2 / 1024:.0f} MB: "
+          f"{(rss2 - rss0) * 1024 / max(stored, 1):,.0f} bytes per registered channel")
 
 
 if __name__ == "__main__":
@@ -109,4 +116,6 @@ if __name__ == "__main__":
     ap.add_argument("--channels", type=int, default=1000)
     ap.add_argument("--page", type=int, default=20, help="catalog items per MESSAGE")
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--stall", type=float, default=90, help="stop waiting after this long without progress")
+    ap.add_argument("--settle", type=float, default=5, help="seconds before the second RSS reading")
     asyncio.run(main(ap.parse_args()))

@@ -62,7 +62,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=10000")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
+        cur.execute("PRAGMA cache_size=-8192")  # 8 MiB per connection: 64 MiB x 5 pooled connections cost ~300 B/channel of RSS at 200k channels for no measured ingest gain
         cur.execute("PRAGMA temp_store=MEMORY")
     finally:
         cur.close()

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -51,6 +53,8 @@ AUDIT: Table = AuditLog.__table__  # type: ignore[assignment]
 
 CHUNK = 2000  # rows per queued op: a big catalog becomes several ops so batches stay bounded
 MAX_BATCH_ROWS = 10_000  # rows taken per flush; the rest waits for the next turn of the loop
+
+TRIM_AFTER_ROWS = 50_000  # after a burst this big has drained, give freed heap pages back to the OS
 
 _ALARM_COLS = frozenset(c.name for c in ALARMS.columns) - {"id", "acknowledged", "acknowledged_by",
                                                            "acknowledged_at", "created_at"}
@@ -90,6 +94,7 @@ class BatchWriter:
         self._closing = False
         self._audit_head = GENESIS_HASH
         self._stmt_cache: dict[Any, Any] = {}
+        self._rows_since_trim = 0
         self.stats: dict[str, int] = {"ops": 0, "rows": 0, "batches": 0, "batch_failures": 0,
                                       "rows_failed": 0, "retries": 0}
 
@@ -204,6 +209,9 @@ class BatchWriter:
             if running is not None:
                 # ops enqueued during this await stay queued (wake is set): they are not marked done here
                 await self._finish(running, running_seq)
+            if self._rows_since_trim >= TRIM_AFTER_ROWS and not self._ops:
+                self._rows_since_trim = 0
+                await asyncio.to_thread(_malloc_trim)
             if self._closing and not self._ops:
                 return
 
@@ -225,6 +233,7 @@ class BatchWriter:
                 break
         ops, self._ops = self._ops[:n], self._ops[n:]
         self._pending_rows = max(0, self._pending_rows - taken)
+        self._rows_since_trim += taken
         return ops
 
     def _release_waiters(self) -> None:
@@ -517,6 +526,29 @@ class BatchWriter:
         self.stats["rows"] += len(g.rows)
         if g.committed is not None:
             g.committed(g.rows)
+
+
+def _load_libc() -> Any:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:  # pragma: no cover - exotic platforms
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _load_libc()
+
+
+def _malloc_trim() -> None:
+    """Return free glibc heap pages to the OS after a big burst (catalog sync of many devices).
+
+    Why: a burst queues hundreds of thousands of row dicts; once they are committed and freed,
+    glibc keeps the pages (RSS stays at the burst's high-water). `malloc_trim(0)` releases them;
+    it runs in a worker thread so the SIP loop never waits on it. No-op without glibc.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 def _executor(stmt: Any) -> Callable[[AsyncConnection, list[Any]], Awaitable[Any]]:
