@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from xueliang.store.db import Database, to_async_url
-from xueliang.store.models import Base
+from xueliang.store.models import Base, include_name
 
 
 @pytest.mark.parametrize(
@@ -38,14 +38,15 @@ def test_to_async_url_rejects_garbage() -> None:
 
 async def test_migrated_schema_matches_models(db: Database) -> None:
     def diff(sync_conn: object) -> list[object]:
-        ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})  # type: ignore[arg-type]
+        opts = {"compare_type": True, "include_name": include_name}
+        ctx = MigrationContext.configure(sync_conn, opts=opts)  # type: ignore[arg-type]
         return list(compare_metadata(ctx, Base.metadata))
 
     async with db.engine.connect() as conn:
         differences = await conn.run_sync(diff)
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     assert differences == []
-    assert version == "0001"
+    assert version == "0002"
 
 
 async def test_sqlite_settings_and_parent_folder(tmp_path: Path) -> None:

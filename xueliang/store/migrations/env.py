@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from xueliang.store.db import to_async_url
-from xueliang.store.models import Base
+from xueliang.store.models import Base, include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -32,6 +32,7 @@ def do_migrations(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite ALTER TABLE needs batch mode
         compare_type=True,
+        include_name=include_name,  # type: ignore[arg-type]  # the name-search shadow objects (FTS5 / trigram) are not in the models
     )
     with context.begin_transaction():
         context.run_migrations()
