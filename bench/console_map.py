@@ -95,6 +95,11 @@ async def browser(base: str, channel_id: str, name: str) -> dict[str, float]:
                 ".some(e => e.name.includes('/map/clusters') && e.responseEnd > 0)", timeout=30000)
             await page.wait_for_selector(MARKERS, timeout=30000)
             out[f"map {key} #{i + 1}"] = time.perf_counter() - t
+            # Untimed: let the zoom animation finish (Leaflet ignores drags while it runs).
+            await page.wait_for_function(
+                "() => !document.querySelector('.leaflet-zoom-anim')"
+                " && /:/.test(document.querySelector('[data-test=map]')?.dataset.view || '')")
+            await page.wait_for_timeout(50)
         box = page.locator(".leaflet-container")
         bb = await box.bounding_box()
         assert bb is not None

@@ -7,6 +7,7 @@ the other way so that BYEs still reach devices and the writer flushes last.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -51,10 +52,19 @@ class Platform:
         await self.endpoint.start(s.sip_host, s.sip_port)
         await self.gb.start(await self.db.repo.runtime_devices())
         await self.media.start()
+        self._warm = asyncio.create_task(self._warm_caches(), name="warm-caches")
         self.started_at = time.time()
         log.info("SIP %s@%s listening on %s:%s (udp+tcp)", s.sip_id, s.sip_domain, *self.endpoint.local_address)
         if s.demo:
             await self._start_demo()
+
+    async def _warm_caches(self) -> None:
+        """Fill the low-zoom map and dashboard caches behind start-up (whole-table scans at 500k)."""
+        try:
+            await self.db.repo.summary()
+            await self.db.repo.warm_map()
+        except Exception as exc:  # a cold cache only costs the first user some time
+            log.warning("cache warm-up failed: %s", exc)
 
     def _on_sip(self, incoming: Any) -> None:
         self.gb.handle(incoming)
@@ -76,6 +86,9 @@ class Platform:
                  self.settings.demo_devices, self.settings.demo_channels)
 
     async def stop(self) -> None:
+        warm = getattr(self, "_warm", None)
+        if warm is not None:
+            warm.cancel()
         if self.demo is not None:
             await self.demo.stop()
         if self.media is not None:

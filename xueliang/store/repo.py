@@ -135,7 +135,8 @@ class Repository:
         self._channels_fts: bool | None = None
 
     # ------------------------------------------------------------------ cache of whole-table aggregates
-    async def _cached(self, key: Any, ttl: float, compute: Callable[[], Awaitable[Any]]) -> Any:
+    async def _cached(self, key: Any, ttl: float, compute: Callable[[], Awaitable[Any]],
+                      max_stale: float | None = None) -> Any:
         """Stale-while-revalidate: an answer up to 10 ttl old is served at once and, once older than ttl,
         recomputed by one background task. Aggregates over 500,000 channels cost a few hundred ms and
         every open console asks again after each status event; none of them needs to be exact to the ms.
@@ -144,7 +145,7 @@ class Repository:
             return await compute()
         now = time.monotonic()
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < 10 * ttl:
+        if hit is not None and now - hit[0] < (10 * ttl if max_stale is None else max_stale):
             if now - hit[0] >= ttl and key not in self._refreshing:
                 self._refreshing[key] = asyncio.get_running_loop().create_task(self._refresh(key, compute))
             return hit[1]
@@ -540,12 +541,23 @@ class Repository:
         zoom = max(0, min(22, int(zoom)))
         limit = max(1, int(limit))
         if self.map_cache_ttl > 0 and zoom <= self.map_cache_max_zoom:
+            # Positions and status colours move slowly: a low-zoom view is never computed while a
+            # user waits once it has been warmed (see warm_map), only refreshed behind.
             world = await self._cached(("map", zoom), self.map_cache_ttl,
-                                       lambda: self._clusters(-180.0, -90.0, 180.0, 90.0, zoom, None))
+                                       lambda: self._clusters(-180.0, -90.0, 180.0, 90.0, zoom, None),
+                                       max_stale=float("inf"))
             inside = [cl for cl in world if south <= cl["lat"] <= north
                       and ((west <= cl["lng"] <= east) if west <= east else (cl["lng"] >= west or cl["lng"] <= east))]
             return inside[:limit]  # already ordered by count, descending
         return await self._clusters(west, south, east, north, zoom, limit)
+
+    async def warm_map(self) -> None:
+        """Compute the whole-world clusters of every cached zoom level once (at start-up, in the
+        background), so the console's first map view does not pay a full-table scan per level."""
+        if self.map_cache_ttl <= 0:
+            return
+        for zoom in range(self.map_cache_max_zoom + 1):
+            await self.map_clusters(-180.0, -90.0, 180.0, 90.0, zoom)
 
     async def _clusters(self, west: float, south: float, east: float, north: float, zoom: int,
                         limit: int | None) -> list[dict[str, Any]]:
