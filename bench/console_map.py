@@ -149,6 +149,8 @@ async def main(args: argparse.Namespace) -> None:
                             break
                     except httpx.HTTPError:
                         await asyncio.sleep(0.1)
+                # Measure the steady state: let the start-up cache warm-up (whole-table scans) finish.
+                await asyncio.sleep(args.settle)
                 r = await client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
                 auth = {"Authorization": "Bearer " + r.json()["access_token"]}
                 total = (await client.get("/api/v1/channels", params={"size": 1}, headers=auth)).json()["total"]
@@ -174,4 +176,5 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", required=True, help="SQLite file with the channels (catalog_ingest.py --keep)")
     ap.add_argument("-n", type=int, default=100)
+    ap.add_argument("--settle", type=float, default=10.0, help="seconds to wait after start-up")
     asyncio.run(main(ap.parse_args()))

@@ -62,6 +62,7 @@ class Platform:
         """Fill the low-zoom map and dashboard caches behind start-up (whole-table scans at 500k)."""
         try:
             await self.db.repo.summary()
+            await self.db.repo.group_tree("civil_code")
             await self.db.repo.warm_map()
         except Exception as exc:  # a cold cache only costs the first user some time
             log.warning("cache warm-up failed: %s", exc)
