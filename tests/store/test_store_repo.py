@@ -6,6 +6,7 @@ import pytest
 from _store_data import NVR, cam
 
 from xueliang.store.db import Database
+from xueliang.store.models import utcnow
 
 PLATFORM = "34020000002000000002"
 BG = "34020000002150000001"
@@ -215,14 +216,17 @@ async def test_low_zoom_map_cache(db: Database) -> None:
     repo.map_cache_ttl = 60.0
     first = await repo.map_clusters(73, 18, 135, 54, zoom=4)
     assert sum(c["count"] for c in first) == 30
-    db.writer.upsert_channels(NVR, [cam(100, Longitude="121.47", Latitude="31.23")])
+    online = sum(c["online"] for c in first)
+    some = str(cam(0)["DeviceID"])
+    db.writer.status_change("channel", some, "offline" if online else "online", utcnow(), device_id=NVR)
     await db.writer.flush()
     cached = await repo.map_clusters(73, 18, 135, 54, zoom=4)
-    assert cached == first  # served from the cache for up to map_cache_ttl seconds
-    fresh = await repo.map_clusters(73, 18, 135, 54, zoom=9)  # higher zoom: always live
+    assert cached == first  # a status change: served from the cache, refreshed behind
+    db.writer.upsert_channels(NVR, [cam(100, Longitude="121.47", Latitude="31.23")])
+    await db.writer.flush()
+    fresh = await repo.map_clusters(73, 18, 135, 54, zoom=4)  # a catalog change drops the cache
     assert sum(c["count"] for c in fresh) == 31
-    repo.map_cache_ttl = 0.0
-    live = await repo.map_clusters(73, 18, 135, 54, zoom=4)
+    live = await repo.map_clusters(73, 18, 135, 54, zoom=9)  # higher zoom: always live
     assert sum(c["count"] for c in live) == 31
     # a box that excludes the cluster centroids gets nothing from the cached world view either
     repo.map_cache_ttl = 60.0

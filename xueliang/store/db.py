@@ -91,6 +91,7 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.writer = BatchWriter(self.engine)
         self.repo = Repository(self.engine, summary_ttl=summary_ttl, map_cache_ttl=map_cache_ttl)
+        self.writer.on_structure_change = self.repo.invalidate_aggregates
         self._opened = False
 
     async def open(self) -> None:

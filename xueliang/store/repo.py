@@ -132,6 +132,7 @@ class Repository:
         self.map_cache_max_zoom = map_cache_max_zoom
         self._cache: dict[Any, tuple[float, Any]] = {}
         self._refreshing: dict[Any, asyncio.Task[None]] = {}
+        self._generation = 0
         self._channels_fts: bool | None = None
 
     # ------------------------------------------------------------------ cache of whole-table aggregates
@@ -149,13 +150,24 @@ class Repository:
             if now - hit[0] >= ttl and key not in self._refreshing:
                 self._refreshing[key] = asyncio.get_running_loop().create_task(self._refresh(key, compute))
             return hit[1]
+        gen = self._generation
         value = await compute()
-        self._cache[key] = (time.monotonic(), value)
+        if gen == self._generation:
+            self._cache[key] = (time.monotonic(), value)
         return value
 
+    def invalidate_aggregates(self) -> None:
+        """Devices or channels were added or changed (catalog sync): forget cached aggregates, so
+        nobody is served totals from before the change (status-only changes keep the cache)."""
+        self._generation += 1
+        self._cache.clear()
+
     async def _refresh(self, key: Any, compute: Callable[[], Awaitable[Any]]) -> None:
+        gen = self._generation
         try:
-            self._cache[key] = (time.monotonic(), await compute())
+            value = await compute()
+            if gen == self._generation:  # an invalidation during the computation makes it stale
+                self._cache[key] = (time.monotonic(), value)
         except Exception:  # keep serving the last good answer; the next call tries again
             pass
         finally:

@@ -61,6 +61,9 @@ _ALARM_COLS = frozenset(c.name for c in ALARMS.columns) - {"id", "acknowledged",
 _POSITION_COLS = ("device_id", "channel_id", "time", "longitude", "latitude", "speed", "direction", "altitude")
 
 
+_STRUCTURAL = frozenset({"devices", "channels", "device stubs"})
+
+
 class _Group:
     """Rows of one statement shape; `run` executes them on a connection, `committed` is called after commit."""
 
@@ -81,6 +84,7 @@ class BatchWriter:
     def __init__(self, engine: AsyncEngine, *, interval: float = 0.05, max_ops: int = 2000) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.on_structure_change: Callable[[], None] | None = None  # set by Database: drop cached aggregates
         self.interval = interval
         self.max_ops = max_ops
         self._ops: list[tuple[str, Any, int]] = []  # (kind, payload, seq)
@@ -479,6 +483,15 @@ class BatchWriter:
     async def _execute(self, groups: list[_Group]) -> None:
         if not groups:
             return
+        try:
+            await self._execute_groups(groups)
+        finally:
+            # New or changed devices/channels (a catalog sync): cached aggregates no longer describe
+            # the store, so the next reader recomputes them instead of being served a stale answer.
+            if self.on_structure_change is not None and any(g.name in _STRUCTURAL for g in groups):
+                self.on_structure_change()
+
+    async def _execute_groups(self, groups: list[_Group]) -> None:
         self.stats["batches"] += 1
         delay = 0.1
         while True:
