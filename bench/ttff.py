@@ -21,7 +21,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from e2e.conftest import login, make_settings, running_platform, wait_for
+from e2e.conftest import login, make_settings, running_platform, wait_channels
 
 from xueliang.sim.runner import SimNetwork
 
@@ -63,11 +63,7 @@ async def main(args: argparse.Namespace) -> None:
             await net.start(wait_registered=20)
             cams = sorted(net.devices[0].channel_ids)
 
-            async def synced() -> bool:
-                await platform.db.writer.flush()
-                return all([await platform.db.repo.get_channel(c) for c in cams])
-
-            await wait_for(synced, 30, "catalog")
+            await wait_channels(platform, cams, 30)
             base = f"http://127.0.0.1:{settings.http_port}"
             async with httpx.AsyncClient(base_url=base, timeout=20) as client:
                 auth = await login(client)

@@ -96,6 +96,15 @@ async def wait_for(pred: Callable[[], Awaitable[bool]], timeout: float, what: st
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+async def wait_channels(platform: Platform, channel_ids: list[str], timeout: float = 20) -> None:
+    """Wait until the platform's catalog sync has stored every one of these channels."""
+    async def stored() -> bool:
+        await platform.db.writer.flush()
+        return all([await platform.db.repo.get_channel(c) for c in channel_ids])
+
+    await wait_for(stored, timeout, f"catalog sync of {len(channel_ids)} channel(s)")
+
+
 async def login(client: httpx.AsyncClient) -> dict[str, str]:
     r = await client.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
     assert r.status_code == 200, r.text

@@ -19,7 +19,7 @@ from xueliang.config import Settings
 from xueliang.sim.media import MediaSender
 from xueliang.sim.runner import SimNetwork
 
-from .conftest import login, running_platform, wait_for
+from .conftest import login, running_platform, wait_channels, wait_for
 
 
 async def read_http(client: httpx.AsyncClient, url: str, limit: int, seconds: float) -> bytes:
@@ -61,11 +61,7 @@ async def test_hls_and_aac_audio(codec: str, settings_factory: Callable[..., Set
         await net.start(wait_registered=20)
         cams = sorted(net.devices[0].channel_ids)
 
-        async def synced() -> bool:
-            await platform.db.writer.flush()
-            return all([await platform.db.repo.get_channel(c) for c in cams])
-
-        await wait_for(synced, 20, "catalog synced")
+        await wait_channels(platform, cams, 20)
         base = f"http://127.0.0.1:{settings.http_port}"
         async with httpx.AsyncClient(base_url=base, timeout=20) as client:
             auth = await login(client)

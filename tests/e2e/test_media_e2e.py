@@ -17,7 +17,7 @@ import websockets
 from xueliang.config import Settings
 from xueliang.sim.runner import SimNetwork
 
-from .conftest import login, running_platform, wait_for
+from .conftest import login, running_platform, wait_channels, wait_for
 
 
 def decode(data: bytes, fmt: str) -> list[tuple[int, int]]:
@@ -65,11 +65,7 @@ async def test_live_play_every_transport(codec: str, settings_factory: Callable[
         await net.start(wait_registered=20)
         cams = sorted(net.devices[0].channel_ids)
 
-        async def synced() -> bool:
-            await platform.db.writer.flush()
-            return all([await platform.db.repo.get_channel(c) for c in cams])
-
-        await wait_for(synced, 20, "catalog synced")
+        await wait_channels(platform, cams, 20)
         base = f"http://127.0.0.1:{settings.http_port}"
         async with httpx.AsyncClient(base_url=base, timeout=20) as client:
             auth = await login(client)
@@ -141,11 +137,7 @@ async def test_device_that_never_sends_media_gives_a_clear_error(settings_factor
         await net.start(wait_registered=20)
         cam = sorted(net.devices[0].channel_ids)[0]
 
-        async def synced() -> bool:
-            await platform.db.writer.flush()
-            return bool(await platform.db.repo.get_channel(cam))
-
-        await wait_for(synced, 20, "catalog synced")
+        await wait_channels(platform, [cam], 20)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http_port}", timeout=20) as client:
             auth = await login(client)
             r = await client.post(f"/api/v1/channels/{cam}/play", json={"transport": "udp"}, headers=auth)
@@ -165,11 +157,7 @@ async def test_device_gone_mid_stream_ends_viewers(settings_factory: Callable[..
         await net.start(wait_registered=20)
         cam = sorted(net.devices[0].channel_ids)[0]
 
-        async def synced() -> bool:
-            await platform.db.writer.flush()
-            return bool(await platform.db.repo.get_channel(cam))
-
-        await wait_for(synced, 20, "catalog synced")
+        await wait_channels(platform, [cam], 20)
         sess = await platform.media.play(cam, "tcp-passive")
         viewer = sess.hub.add_viewer()
         got = 0

@@ -18,7 +18,7 @@ import pytest
 from xueliang.config import Settings
 from xueliang.sim.runner import SimNetwork
 
-from .conftest import free_port, login, running_platform, wait_for
+from .conftest import free_port, login, running_platform, wait_channels
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg binary (Debian ffmpeg)")
 
@@ -76,11 +76,7 @@ async def test_snapshot_stored_in_the_image_store(settings_factory: Callable[...
         await net.start(wait_registered=20)
         cam = sorted(net.devices[0].channel_ids)[0]
 
-        async def synced() -> bool:
-            await platform.db.writer.flush()
-            return bool(await platform.db.repo.get_channel(cam))
-
-        await wait_for(synced, 20, "catalog synced")
+        await wait_channels(platform, [cam], 20)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http_port}", timeout=30) as client:
             auth = await login(client)
             r = await client.get(f"/api/v1/channels/{cam}/snapshot", params={"store": "true"}, headers=auth)
