@@ -118,7 +118,10 @@ def sqlite_baseline(schema_from: Path, cols: list[str], rows: list[tuple[Any, ..
         path = Path(tmp) / "baseline.db"
         src = sqlite3.connect(schema_from)
         dst = sqlite3.connect(path)
-        for (sql,) in src.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"):
+        # Same schema including the name-search FTS5 table and its triggers; its shadow tables
+        # (<name>_data, _idx, _docsize, _config, _content) come with CREATE VIRTUAL TABLE.
+        for (sql,) in src.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
+                                  " AND NOT (type = 'table' AND name LIKE '%\\_fts\\_%' ESCAPE '\\')"):
             dst.execute(sql)
         src.close()
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "cache_size=-65536"):
