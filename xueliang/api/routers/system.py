@@ -20,6 +20,17 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from xueliang import __version__
 from xueliang.api.deps import Viewer, get_platform
 
+
+def _by_kind(name: str, doc: str, values: dict[str, Any], skip: tuple[str, ...] = ()) -> CounterMetricFamily:
+    """One counter family labelled by kind from a stats dict (non-numeric and skipped keys left out)."""
+    fam = CounterMetricFamily(name, doc, labels=["kind"])
+    for key, value in sorted(values.items()):
+        v = _num(value)
+        if v is not None and key not in skip:
+            fam.add_metric([str(key)], v)
+    return fam
+
+
 # Endpoint stats that are levels, not running totals.
 SIP_GAUGES = ("transactions",)
 
@@ -157,24 +168,14 @@ async def metrics(request: Request) -> Response:
             fams.append(CounterMetricFamily(f"xueliang_media_{key}", f"media {key.replace('_', ' ')}", value=v))
     sip = stats.get("sip") or {}
     if sip:
-        fam = CounterMetricFamily("xueliang_sip_messages", "SIP endpoint counters", labels=["kind"])
-        for key, value in sorted(sip.items()):
-            v = _num(value)
-            if v is not None and key not in SIP_GAUGES:
-                fam.add_metric([str(key)], v)
-        fams.append(fam)
+        fams.append(_by_kind("xueliang_sip_messages", "SIP endpoint counters", sip, skip=SIP_GAUGES))
         for key in SIP_GAUGES:
             v = _num(sip.get(key))
             if v is not None:
                 fams.append(GaugeMetricFamily(f"xueliang_sip_{key}", f"SIP {key} in progress now", value=v))
     gb = stats.get("gb") or {}
     if gb:
-        fam = CounterMetricFamily("xueliang_gb", "GB/T 28181 service counters", labels=["kind"])
-        for key, value in sorted(gb.items()):
-            v = _num(value)
-            if v is not None:
-                fam.add_metric([str(key)], v)
-        fams.append(fam)
+        fams.append(_by_kind("xueliang_gb", "GB/T 28181 service counters", gb))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(fams))  # type: ignore[arg-type]
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
