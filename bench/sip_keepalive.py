@@ -344,6 +344,22 @@ def kamailio_note() -> str:
             "DESIGN.md reference: ~74,000 keepalives/s and 15,800 digest REGISTERs/s on one core")
 
 
+async def start_kamailio(work: Path, targets: dict[str, int], *, disabled: bool) -> KamailioCeiling | None:
+    """Add Kamailio (one worker) to the compared targets when installed; say why when it is not."""
+    if disabled:
+        return None
+    if not KamailioCeiling.available():
+        print(kamailio_note())
+        return None
+    kam = KamailioCeiling(work)
+    try:
+        targets["kamailio"] = await kam.start()
+    except RuntimeError as exc:
+        print(f"kamailio ceiling skipped: {exc}")
+        return None
+    return kam
+
+
 async def ceiling(scenario: Path, work: Path, inf: Path, *, start: int, step: int, maximum: int,
                   seconds: float) -> int | None:
     """Highest clean rate of Kamailio (one worker) on the same scenario, or None when not installed."""
@@ -393,15 +409,7 @@ async def main() -> None:
         print(f"xueliang: {gb.gb.online_devices()} devices registered (sipp: {reg['successful']} ok, "
               f"{reg['failed']} failed)")
         targets["xueliang"] = port
-        kam = KamailioCeiling(work) if (KamailioCeiling.available() and not args.no_kamailio) else None
-        if kam is not None:
-            try:
-                targets["kamailio"] = await kam.start()
-            except RuntimeError as exc:
-                print(f"kamailio ceiling skipped: {exc}")
-                kam = None
-        elif not args.no_kamailio:
-            print(kamailio_note())
+        kam = await start_kamailio(work, targets, disabled=args.no_kamailio)
         try:
             best = await compare(targets, ka, work, inf, start=args.start, step=args.step, maximum=args.max,
                                  seconds=seconds)

@@ -29,11 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sip_keepalive import (
     SCENARIOS,
     GbUnderBench,
-    KamailioCeiling,
     compare,
     device_ids,
     inf_variant,
-    kamailio_note,
+    start_kamailio,
     write_inf,
 )
 
@@ -94,15 +93,7 @@ async def main() -> None:
         targets = {"baseline": await base.start()}
         gb = GbUnderBench(work)
         targets["xueliang"] = await gb.start()
-        kam = KamailioCeiling(work) if (KamailioCeiling.available() and not args.no_kamailio) else None
-        if kam is not None:
-            try:
-                targets["kamailio"] = await kam.start()
-            except RuntimeError as exc:
-                print(f"kamailio ceiling skipped: {exc}")
-                kam = None
-        elif not args.no_kamailio:
-            print(kamailio_note())
+        kam = await start_kamailio(work, targets, disabled=args.no_kamailio)
         try:
             best = await compare(targets, scen, work, inf, start=args.start, step=args.step, maximum=args.max,
                                  seconds=seconds)
